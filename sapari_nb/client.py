@@ -1,0 +1,273 @@
+"""The typed Python client of the job server: everything a notebook does goes through HTTP."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sapari_server.api.schemas import (
+    AnalysisOut,
+    ArtifactOut,
+    ClipOut,
+    EditOut,
+    ExportOut,
+    JobOut,
+    PresignOut,
+    ProjectOut,
+    UserOut,
+)
+from tqdm.auto import tqdm
+
+from .errors import JobFailed, SapariError, WaitTimeout
+from .events import Event, EventStream, iter_events
+
+CHUNK = 1 << 20
+
+
+def raise_for_status(r: httpx.Response) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        detail = r.text
+    if not isinstance(detail, str):  # pydantic validation errors: list of problems
+        detail = "; ".join(
+            f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
+        ) if isinstance(detail, list) else str(detail)
+    raise SapariError(r.status_code, detail, r.request.method, r.request.url.path)
+
+
+def _file_chunks(path: Path, bar: tqdm | None) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while data := f.read(CHUNK):
+            if bar is not None:
+                bar.update(len(data))
+            yield data
+
+
+class Client:
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0,
+                 progress: bool = True) -> None:
+        self.url = url.rstrip("/")
+        self.progress = progress
+        self.http = httpx.Client(base_url=self.url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})
+        # Signed URLs carry their own authority: never send the token to storage.
+        self._bare = httpx.Client(timeout=httpx.Timeout(timeout, read=300.0))
+
+    def close(self) -> None:
+        self.http.close()
+        self._bare.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _req(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.http.request(method, path, **kw)
+        raise_for_status(r)
+        return None if r.status_code == 204 else r.json()
+
+    # -- account and projects -------------------------------------------------------------
+    def me(self) -> UserOut:
+        return UserOut.model_validate(self._req("GET", "/me"))
+
+    def create_project(self, name: str, settings: dict[str, Any] | None = None) -> ProjectOut:
+        return ProjectOut.model_validate(
+            self._req("POST", "/projects", json={"name": name, "settings": settings or {}}))
+
+    def projects(self) -> list[ProjectOut]:
+        return [ProjectOut.model_validate(p) for p in self._req("GET", "/projects")]
+
+    def project(self, project_id: str) -> ProjectOut:
+        return ProjectOut.model_validate(self._req("GET", f"/projects/{project_id}"))
+
+    def delete_project(self, project_id: str) -> None:
+        self._req("DELETE", f"/projects/{project_id}")
+
+    # -- clips ---------------------------------------------------------------------------
+    def presign(self, project_id: str, filename: str, size: int,
+                content_type: str = "application/octet-stream") -> PresignOut:
+        return PresignOut.model_validate(self._req(
+            "POST", f"/projects/{project_id}/clips",
+            json={"filename": filename, "size": size, "content_type": content_type}))
+
+    def put_bytes(self, ticket: PresignOut, path: Path, progress: bool | None = None) -> None:
+        """PUT the file straight to storage at the signed URL (the API never sees the bytes)."""
+        size = path.stat().st_size
+        show = self.progress if progress is None else progress
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}",
+                   disable=not show, leave=False)
+        try:
+            r = self._bare.request(ticket.method, ticket.upload_url,
+                                   content=_file_chunks(path, bar),
+                                   headers={**ticket.headers, "Content-Length": str(size)})
+        finally:
+            bar.close()
+        raise_for_status(r)
+
+    def confirm(self, clip_id: str) -> ClipOut:
+        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm"))
+
+    def upload(self, project_id: str, path: str | os.PathLike[str],
+               progress: bool | None = None) -> ClipOut:
+        """Presign, PUT the bytes, confirm: processing starts; wait for ClipReady to use it."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} does not exist or is not a file")
+        ticket = self.presign(project_id, p.name, p.stat().st_size)
+        self.put_bytes(ticket, p, progress)
+        return self.confirm(ticket.clip.id)
+
+    def clip(self, clip_id: str) -> ClipOut:
+        return ClipOut.model_validate(self._req("GET", f"/clips/{clip_id}"))
+
+    def clips(self, project_id: str) -> list[ClipOut]:
+        return [ClipOut.model_validate(c) for c in self._req("GET", f"/projects/{project_id}/clips")]
+
+    def artifacts(self, clip_id: str) -> list[ArtifactOut]:
+        return [ArtifactOut.model_validate(a)
+                for a in self._req("GET", f"/clips/{clip_id}/artifacts")]
+
+    # -- analysis and review -------------------------------------------------------------
+    def analyze(self, project_id: str, *, priority: str = "interactive",
+                **settings: float) -> AnalysisOut:
+        return AnalysisOut.model_validate(self._req(
+            "POST", f"/projects/{project_id}/analyze", json={"priority": priority, **settings}))
+
+    def analysis(self, analysis_id: str) -> AnalysisOut:
+        return AnalysisOut.model_validate(self._req("GET", f"/analysis/{analysis_id}"))
+
+    def edits(self, project_id: str, status: str | None = None) -> list[EditOut]:
+        params = {"status": status} if status else None
+        return [EditOut.model_validate(e)
+                for e in self._req("GET", f"/projects/{project_id}/edits", params=params)]
+
+    def set_edit(self, edit_id: str, **changes: Any) -> EditOut:
+        return EditOut.model_validate(self._req("PATCH", f"/edits/{edit_id}", json=changes))
+
+    def accept(self, edit_id: str) -> EditOut:
+        return self.set_edit(edit_id, status="accepted")
+
+    def reject(self, edit_id: str) -> EditOut:
+        return self.set_edit(edit_id, status="rejected")
+
+    def set_edits_status(self, project_id: str, status: str, ids: Iterable[str] | None = None,
+                         only_status: str | None = None) -> int:
+        body: dict[str, Any] = {"status": status, "only_status": only_status}
+        if ids is not None:
+            body["ids"] = list(ids)
+        return int(self._req("PATCH", f"/projects/{project_id}/edits", json=body)["updated"])
+
+    def accept_all(self, project_id: str) -> int:
+        return self.set_edits_status(project_id, "accepted", only_status="proposed")
+
+    def add_edit(self, project_id: str, clip_id: str, start: float, end: float,
+                 kind: str = "manual", reason: str = "", status: str = "accepted") -> EditOut:
+        return EditOut.model_validate(self._req(
+            "POST", f"/projects/{project_id}/edits",
+            json={"clip_id": clip_id, "start": start, "end": end, "kind": kind,
+                  "reason": reason, "status": status}))
+
+    # -- export and download -------------------------------------------------------------
+    def export(self, project_id: str, *, priority: str = "interactive",
+               **settings: Any) -> ExportOut:
+        return ExportOut.model_validate(self._req(
+            "POST", f"/projects/{project_id}/exports", json={"priority": priority, **settings}))
+
+    def export_status(self, export_id: str) -> ExportOut:
+        return ExportOut.model_validate(self._req("GET", f"/exports/{export_id}"))
+
+    def download(self, export_id: str, dest: str | os.PathLike[str],
+                 progress: bool | None = None) -> Path:
+        """Fetch the rendered file from its signed URL into ``dest`` (written atomically)."""
+        link = self._req("GET", f"/exports/{export_id}/download")
+        out = Path(dest)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        show = self.progress if progress is None else progress
+        with self._bare.stream("GET", link["url"]) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise_for_status(r)
+            total = int(r.headers.get("content-length", 0)) or None
+            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
+                                            desc=f"download {out.name}", disable=not show,
+                                            leave=False) as bar:
+                for chunk in r.iter_bytes(CHUNK):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        tmp.replace(out)
+        return out
+
+    def job(self, job_id: str) -> JobOut:
+        return JobOut.model_validate(self._req("GET", f"/jobs/{job_id}"))
+
+    # -- events --------------------------------------------------------------------------
+    def cursor(self) -> int:
+        """The newest event id now: wait for what happens after it."""
+        return int(self._req("GET", "/events/cursor")["last_event_id"])
+
+    def events(self, project_id: str | None = None, after: int | None = None) -> Iterator[Event]:
+        return iter_events(self.http, project_id=project_id, after=after)
+
+    def stream(self, project_id: str | None = None, after: int | None = None) -> EventStream:
+        """A background reader of events that calls listeners (what widgets use)."""
+        return EventStream(self.http, project_id=project_id, after=after).start()
+
+    def wait_for(self, match: Callable[[Event], bool], *, project_id: str | None = None,
+                 after: int | None = None, timeout: float = 3600.0,
+                 on_event: Callable[[Event], None] | None = None) -> Event:
+        """Block until an event matches; ``on_event`` sees every event on the way."""
+        it = iter_events(self.http, project_id=project_id,
+                         after=self.cursor() if after is None else after,
+                         deadline=time.monotonic() + timeout)
+        for ev in it:
+            if on_event is not None:
+                on_event(ev)
+            if match(ev):
+                return ev
+        raise WaitTimeout(f"no matching event within {timeout:.0f} s")
+
+    def _wait_job(self, project_id: str, after: int, ok: str, fail: str, key: str, value: str,
+                  what: str, desc: str, progress: bool | None, timeout: float) -> Event:
+        show = self.progress if progress is None else progress
+        with tqdm(total=100, desc=desc, disable=not show, leave=False,
+                  bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}]") as bar:
+            def on_event(ev: Event) -> None:
+                if ev.type == "JobProgress" and ev.payload.get("target_id") == value:
+                    bar.update(100 * ev.payload["progress"] - bar.n)
+                    bar.set_postfix_str(ev.payload.get("message", ""))
+            ev = self.wait_for(
+                lambda e: e.type in (ok, fail) and e.payload.get(key) == value,
+                project_id=project_id, after=after, timeout=timeout, on_event=on_event)
+            if ev.type == ok:
+                bar.update(100 - bar.n)
+        if ev.type == fail:
+            raise JobFailed(what, ev.payload.get("error", "unknown reason"))
+        return ev
+
+    def wait_clip(self, clip: ClipOut, after: int = 0, progress: bool | None = None,
+                  timeout: float = 3600.0) -> ClipOut:
+        self._wait_job(clip.project_id, after, "ClipReady", "ClipFailed", "clip_id", clip.id,
+                       f"processing {clip.filename}", "process", progress, timeout)
+        return self.clip(clip.id)
+
+    def wait_analysis(self, run: AnalysisOut, after: int = 0, progress: bool | None = None,
+                      timeout: float = 3600.0) -> AnalysisOut:
+        self._wait_job(run.project_id, after, "AnalysisComplete", "AnalysisFailed",
+                       "analysis_id", run.id, "analysis", "analyze", progress, timeout)
+        return self.analysis(run.id)
+
+    def wait_export(self, exp: ExportOut, after: int = 0, progress: bool | None = None,
+                    timeout: float = 3600.0) -> ExportOut:
+        self._wait_job(exp.project_id, after, "ExportComplete", "ExportFailed", "export_id",
+                       exp.id, "export", "render", progress, timeout)
+        return self.export_status(exp.id)

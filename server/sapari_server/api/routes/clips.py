@@ -1,0 +1,128 @@
+"""The upload flow: presign -> client PUTs bytes straight to storage -> confirm -> process_clip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import anyio
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import func, select
+
+from ... import keys
+from ...db.models import Artifact, Clip, Project
+from ...events.log import record_event
+from ...queue.submit import new_job, submit
+from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
+from ..schemas import ArtifactOut, ClipOut, PresignOut, PresignRequest
+from .projects import used_bytes
+
+router = APIRouter(tags=["clips"])
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
+
+
+@router.post("/projects/{project_id}/clips", response_model=PresignOut, status_code=201)
+async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUser,
+                         session: SessionDep, rt: RuntimeDep) -> PresignOut:
+    project = await owned(session, Project, project_id, user)
+    quota = user.quota_bytes or rt.settings.quota_bytes
+    if body.size > rt.settings.max_upload_bytes:
+        raise HTTPException(413, f"file is {_mib(body.size)}; the largest upload accepted is "
+                                 f"{_mib(rt.settings.max_upload_bytes)}")
+    used = await used_bytes(session, user.id)
+    if used + body.size > quota:
+        raise HTTPException(413, f"upload of {_mib(body.size)} would exceed your quota "
+                                 f"({_mib(used)} of {_mib(quota)} used): delete clips first")
+    position = await session.scalar(select(func.count()).select_from(Clip).where(
+        Clip.project_id == project.id, Clip.is_deleted.is_(False)))
+    clip = Clip(user_id=user.id, project_id=project.id, filename=body.filename,
+                content_type=body.content_type, declared_size=body.size,
+                position=int(position or 0), object_key="")
+    session.add(clip)
+    await session.flush()
+    clip.object_key = keys.clip_source(user.id, project.id, clip.id, body.filename)
+    await session.commit()
+    ttl = rt.settings.signed_url_ttl
+    url = rt.storage.presign_put(clip.object_key, max_size=body.size,
+                                 content_type=body.content_type, expires_in=ttl)
+    return PresignOut(clip=ClipOut.model_validate(clip), upload_url=url,
+                      headers={"Content-Type": body.content_type},
+                      expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
+
+
+@router.post("/clips/{clip_id}/confirm", response_model=ClipOut)
+async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
+                         rt: RuntimeDep) -> Clip:
+    clip = await owned(session, Clip, clip_id, user)
+    if clip.status != "pending_upload":
+        return clip  # confirming twice is harmless
+    info = await anyio.to_thread.run_sync(rt.storage.head, clip.object_key)
+    if info is None:
+        raise HTTPException(409, "no bytes have arrived for this clip yet: PUT the file to its "
+                                 "upload_url, then confirm")
+    problem = None
+    if info.size == 0:
+        problem = "the uploaded file is empty (0 bytes): upload the recording itself"
+    elif info.size > clip.declared_size:
+        problem = (f"the uploaded object is {info.size} bytes but {clip.declared_size} were "
+                   "declared: presign again with the real size")
+    else:
+        quota = user.quota_bytes or rt.settings.quota_bytes
+        others = await used_bytes(session, user.id) - clip.declared_size
+        if others + info.size > quota:
+            problem = f"this upload would exceed your quota of {_mib(quota)}: delete clips first"
+    if problem:
+        # Rejected bytes are removed; the clip row stays (soft) as a record of the refusal.
+        await anyio.to_thread.run_sync(rt.storage.delete, clip.object_key)
+        clip.status = "failed"
+        clip.error = problem
+        record_event(session, user_id=user.id, project_id=clip.project_id, type="ClipFailed",
+                     payload={"clip_id": clip.id, "error": problem})
+        await session.commit()
+        rt.bus.notify(user.id)
+        raise HTTPException(422, problem)
+    clip.size = info.size
+    clip.status = "uploaded"
+    job = new_job(session, user_id=user.id, kind="process_clip", target_id=clip.id,
+                  project_id=clip.project_id)
+    record_event(session, user_id=user.id, project_id=clip.project_id, type="ClipUploaded",
+                 payload={"clip_id": clip.id, "size": info.size, "job_id": job.id})
+    await session.commit()
+    rt.bus.notify(user.id)
+    await submit(rt, job)
+    return clip
+
+
+@router.get("/projects/{project_id}/clips", response_model=list[ClipOut])
+async def list_clips(project_id: str, user: CurrentUser, session: SessionDep) -> list[Clip]:
+    await owned(session, Project, project_id, user)
+    rows = await session.scalars(select(Clip).where(
+        Clip.project_id == project_id, Clip.is_deleted.is_(False))
+        .order_by(Clip.position, Clip.created_at))
+    return list(rows)
+
+
+@router.get("/clips/{clip_id}", response_model=ClipOut)
+async def get_clip(clip_id: str, user: CurrentUser, session: SessionDep) -> Clip:
+    return await owned(session, Clip, clip_id, user)
+
+
+@router.delete("/clips/{clip_id}", status_code=204)
+async def delete_clip(clip_id: str, user: CurrentUser, session: SessionDep) -> None:
+    clip = await owned(session, Clip, clip_id, user)
+    clip.soft_delete()
+    await session.commit()
+
+
+@router.get("/clips/{clip_id}/artifacts", response_model=list[ArtifactOut])
+async def list_artifacts(clip_id: str, user: CurrentUser, session: SessionDep,
+                         rt: RuntimeDep) -> list[ArtifactOut]:
+    await owned(session, Clip, clip_id, user)
+    rows = await session.scalars(select(Artifact).where(
+        Artifact.clip_id == clip_id, Artifact.is_deleted.is_(False)))
+    ttl = rt.settings.signed_url_ttl
+    return [ArtifactOut(id=a.id, kind=a.kind, size=a.size, meta=a.meta,
+                        url=rt.storage.presign_get(a.object_key, expires_in=ttl))
+            for a in rows]

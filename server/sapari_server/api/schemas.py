@@ -1,0 +1,182 @@
+"""Pydantic models at the API edge: what clients send and what they get back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Priority = Literal["interactive", "batch"]
+EditStatus = Literal["proposed", "accepted", "rejected"]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserOut(Out):
+    id: str
+    name: str
+    quota_bytes: int
+    used_bytes: int
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=500)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectOut(Out):
+    id: str
+    name: str
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClipOut(Out):
+    id: str
+    project_id: str
+    filename: str
+    position: int
+    status: str
+    error: str | None
+    declared_size: int
+    size: int | None
+    duration: float | None
+    media_info: dict[str, Any] | None
+    created_at: datetime
+
+
+class PresignRequest(BaseModel):
+    filename: str = Field(min_length=1, max_length=500)
+    size: int = Field(gt=0, description="exact size in bytes of the file to upload")
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+
+
+class PresignOut(BaseModel):
+    clip: ClipOut
+    upload_url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class ArtifactOut(Out):
+    id: str
+    kind: str
+    size: int
+    meta: dict[str, Any]
+    url: str
+
+
+class AnalyzeRequest(BaseModel):
+    silence_threshold_db: float | None = Field(default=None, ge=-100, le=0)
+    min_silence: float | None = Field(default=None, ge=0.05, le=60)
+    padding: float | None = Field(default=None, ge=0, le=5)
+    priority: Priority = "interactive"
+
+
+class AnalysisOut(Out):
+    id: str
+    project_id: str
+    status: str
+    settings: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    job_id: str | None
+    created_at: datetime
+
+
+class EditOut(Out):
+    id: str
+    project_id: str
+    clip_id: str
+    analysis_run_id: str | None
+    kind: str
+    start: float
+    end: float
+    reason: str
+    status: str
+    source: str
+    meta: dict[str, Any]
+
+
+class EditCreate(BaseModel):
+    clip_id: str
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    kind: str = Field(default="manual", max_length=32)
+    reason: str = Field(default="", max_length=2000)
+    status: EditStatus = "accepted"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EditCreate:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class EditPatch(BaseModel):
+    status: EditStatus | None = None
+    start: float | None = Field(default=None, ge=0)
+    end: float | None = Field(default=None, gt=0)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class EditsBulkPatch(BaseModel):
+    status: EditStatus
+    ids: list[str] | None = Field(default=None, description="None: every edit of the project")
+    only_status: EditStatus | None = Field(
+        default=None, description="change only edits that currently have this status")
+
+
+class BulkResult(BaseModel):
+    updated: int
+
+
+class ExportRequest(BaseModel):
+    container: Literal["mp4"] = "mp4"
+    crf: int = Field(default=20, ge=0, le=51)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                    "slow"] = "veryfast"
+    width: int | None = Field(default=None, ge=16, le=7680)
+    height: int | None = Field(default=None, ge=16, le=4320)
+    apply: Literal["accepted", "accepted_and_proposed"] = "accepted"
+    priority: Priority = "interactive"
+
+
+class ExportOut(Out):
+    id: str
+    project_id: str
+    status: str
+    settings: dict[str, Any]
+    size: int | None
+    duration: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    job_id: str | None
+    created_at: datetime
+
+
+class DownloadOut(BaseModel):
+    url: str
+    expires_at: datetime
+    filename: str
+
+
+class JobOut(Out):
+    id: str
+    kind: str
+    target_id: str
+    project_id: str | None
+    status: str
+    priority: int
+    progress: float
+    message: str
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,65 @@
+"""The FastAPI app factory. ``create_app()`` with no arguments is the embedded server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .api.routes import analysis, clips, edits, events, exports, jobs, projects, storage
+from .db.migrate import upgrade
+from .embedded import ensure_local_user
+from .runtime import Runtime, build_runtime
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or await anyio.to_thread.run_sync(build_runtime, settings)
+        await anyio.to_thread.run_sync(upgrade, settings.resolved_database_url)
+        app.state.runtime = rt
+        if settings.local_user:
+            await anyio.to_thread.run_sync(ensure_local_user, rt)
+        consumer = None
+        if settings.embedded_workers > 0:
+            from .queue.consumer import start_embedded_consumer
+
+            consumer = await anyio.to_thread.run_sync(
+                start_embedded_consumer, rt, settings.embedded_workers)
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await anyio.to_thread.run_sync(lambda: consumer.stop(graceful=True))
+            await rt.aclose()
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(title="sapari-nb job server", version="0.1.0", lifespan=lifespan)
+    for module in (projects, clips, analysis, edits, exports, jobs, events):
+        app.include_router(module.router)
+    if settings.resolved_storage_url.startswith("file:"):
+        app.include_router(storage.router)
+
+    @app.get("/health", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a bare 500 page: say what broke so the user can report it.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={
+            "detail": f"internal error: {type(exc).__name__}: {exc}"})
+
+    return app
+

@@ -1,0 +1,81 @@
+"""The ``EventBus`` protocol: wakes SSE streams when new events are in the log.
+
+The log (the ``events`` table) is the source of truth and gives replay after any id;
+the bus only says "look again". A stream that is not woken (a worker in another
+process with the in-process bus) still re-reads the log every ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Protocol
+
+
+class EventBus(Protocol):
+    poll_interval: float
+
+    def notify(self, user_id: str) -> None:
+        """Called after a transaction that recorded events for ``user_id`` committed."""
+
+    def generation(self, user_id: str) -> int:
+        """A counter bumped by every notify; read it before reading the log."""
+
+    async def wait(self, user_id: str, seen: int, timeout: float) -> bool:
+        """Return True once ``generation`` moved past ``seen``, False on timeout."""
+
+    def close(self) -> None: ...
+
+
+class LocalEventBus:
+    """In-process bus: worker threads wake asyncio waiters thread-safely."""
+
+    def __init__(self, poll_interval: float = 1.0) -> None:
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._generations: dict[str, int] = {}
+
+    def generation(self, user_id: str) -> int:
+        with self._lock:
+            return self._generations.get(user_id, 0)
+
+    def notify(self, user_id: str) -> None:
+        with self._lock:
+            self._generations[user_id] = self._generations.get(user_id, 0) + 1
+            waiters = list(self._waiters.get(user_id, ()))
+        for loop, ev in waiters:
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # the loop closed; its stream is gone
+                pass
+
+    async def wait(self, user_id: str, seen: int, timeout: float) -> bool:
+        ev = asyncio.Event()
+        entry = (asyncio.get_running_loop(), ev)
+        with self._lock:
+            # A notify between the caller's log read and now must not be slept through.
+            if self._generations.get(user_id, 0) != seen:
+                return True
+            self._waiters.setdefault(user_id, set()).add(entry)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                self._waiters.get(user_id, set()).discard(entry)
+
+    def close(self) -> None:
+        with self._lock:
+            self._waiters.clear()
+
+
+def make_event_bus(events_url: str) -> EventBus:
+    if not events_url:
+        return LocalEventBus()
+    raise ValueError(
+        f"SAPARI_EVENTS_URL {events_url!r} is not supported by this build; leave it unset "
+        "for the in-process bus (Redis pub/sub arrives with the fleet backends)"
+    )

@@ -1,0 +1,150 @@
+"""analyze_project: the analysis DAG over every ready clip of a project, ending in Edit rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from ..db.base import utcnow
+from ..db.models import AnalysisRun, Artifact, Clip, Edit
+from ..events.log import record_event
+from ..media.silence import SilenceSettings, detect_silences
+from ..queue.jobs import JobContext, JobFailure
+from .cuts import Range, clean_cuts
+from .dag import Step, StepContext, run_dag
+
+
+@dataclass
+class ClipLevels:
+    clip_id: str
+    duration: float
+    hop: float
+    levels_db: np.ndarray
+
+
+class LoadLevels(Step):
+    name = "load_audio"
+    weight = 0.2
+
+    def execute(self, ctx: StepContext) -> list[ClipLevels]:
+        storage = ctx.inputs["storage"]
+        out = []
+        for clip_id, duration, key, hop in ctx.inputs["clips"]:
+            with storage.local_path(key) as p:
+                out.append(ClipLevels(clip_id, duration, hop, np.load(p)))
+        return out
+
+
+class DetectSilences(Step):
+    name = "silences"
+    needs = ("load_audio",)
+    weight = 0.6
+
+    def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
+        settings: SilenceSettings = ctx.inputs["silence"]
+        found: dict[str, list[Range]] = {}
+        clips: list[ClipLevels] = ctx.need("load_audio")
+        for i, c in enumerate(clips):
+            cuts = detect_silences(c.levels_db, c.hop, c.duration, settings)
+            found[c.clip_id] = [
+                Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
+                for x in cuts
+            ]
+            self.progress(ctx, (i + 1) / len(clips))
+        return found
+
+
+class Validate(Step):
+    name = "validate"
+    needs = ("silences",)
+    weight = 0.2
+
+    def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
+        durations = {c.clip_id: c.duration for c in ctx.need("load_audio")}
+        return {cid: clean_cuts(cuts, durations[cid])
+                for cid, cuts in ctx.need("silences").items()}
+
+
+def analyze_project(ctx: JobContext) -> None:
+    rt = ctx.rt
+    with rt.sync_session() as s:
+        run = s.get(AnalysisRun, ctx.target_id)
+        if run is None or run.is_deleted:
+            raise JobFailure(f"analysis run {ctx.target_id} no longer exists")
+        with s.begin():
+            run.status = "running"
+            record_event(s, user_id=run.user_id, project_id=run.project_id,
+                         type="AnalysisStarted", payload={"analysis_id": run.id})
+        rt.bus.notify(run.user_id)
+        clips = list(s.scalars(
+            select(Clip).where(Clip.project_id == run.project_id, Clip.is_deleted.is_(False))
+            .order_by(Clip.position, Clip.created_at)))
+        not_ready = [c.filename for c in clips if c.status != "ready"]
+        if not clips:
+            raise JobFailure("the project has no clips: upload a recording before analyzing")
+        if not_ready:
+            raise JobFailure(
+                f"clips not processed yet ({', '.join(not_ready)}): wait for ClipReady, "
+                "or remove clips that failed, then analyze again")
+        inputs_clips = []
+        for c in clips:
+            art = s.scalars(select(Artifact).where(
+                Artifact.clip_id == c.id, Artifact.kind == "levels",
+                Artifact.is_deleted.is_(False))).first()
+            if art is None:
+                raise JobFailure(f"clip {c.filename} has no audio levels: process it again")
+            inputs_clips.append((c.id, c.duration or 0.0, art.object_key, art.meta["hop"]))
+        s_cfg = run.settings
+    silence = SilenceSettings(
+        threshold_db=s_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db),
+        min_silence=s_cfg.get("min_silence", rt.settings.min_silence),
+        padding=s_cfg.get("padding", rt.settings.padding),
+    )
+    results = run_dag(
+        [LoadLevels(), DetectSilences(), Validate()],
+        {"clips": inputs_clips, "storage": rt.storage, "silence": silence},
+        progress=lambda f, step: ctx.progress(f, step),
+    )
+    cuts: dict[str, list[Range]] = results["validate"]
+    write_edits(ctx, cuts)
+
+
+def write_edits(ctx: JobContext, cuts: dict[str, list[Range]]) -> None:
+    rt = ctx.rt
+    with rt.sync_session() as s, s.begin():
+        run = s.get(AnalysisRun, ctx.target_id)
+        assert run is not None
+        # A new analysis replaces the old proposals; the user's accept/reject and manual
+        # edits stay.
+        for old in s.scalars(select(Edit).where(
+                Edit.project_id == run.project_id, Edit.source == "auto",
+                Edit.status == "proposed", Edit.is_deleted.is_(False))):
+            old.soft_delete()
+        n = 0
+        total_cut = 0.0
+        for clip_id, ranges in cuts.items():
+            for r in ranges:
+                s.add(Edit(user_id=run.user_id, project_id=run.project_id, clip_id=clip_id,
+                           analysis_run_id=run.id, kind=r.kind, start=round(r.start, 4),
+                           end=round(r.end, 4), reason=r.reason, status="proposed",
+                           source="auto", meta=r.meta))
+                n += 1
+                total_cut += r.end - r.start
+        run.status = "succeeded"
+        run.summary = {"edits": n, "seconds_cut": round(total_cut, 3),
+                       "detectors": ["silence"], "finished_at": utcnow().isoformat()}
+        record_event(s, user_id=run.user_id, project_id=run.project_id, type="AnalysisComplete",
+                     payload={"analysis_id": run.id, **run.summary})
+    rt.bus.notify(ctx.user_id)
+
+
+def analyze_failed(s: Any, ctx: JobContext, reason: str) -> None:
+    run = s.get(AnalysisRun, ctx.target_id)
+    if run is not None:
+        run.status = "failed"
+        run.error = reason
+    record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type="AnalysisFailed",
+                 payload={"analysis_id": ctx.target_id, "job_id": ctx.job_id, "error": reason})

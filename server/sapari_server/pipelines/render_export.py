@@ -1,0 +1,99 @@
+"""render_export: keep-segments of every clip, in order, rendered to one file and stored."""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from .. import keys
+from ..db.models import Clip, Edit, Export
+from ..events.log import record_event
+from ..media.render import Piece, RenderSettings, render
+from ..queue.jobs import JobContext, JobFailure
+from .cuts import Range, clean_cuts, keep_segments
+
+APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "proposed")}
+
+
+def render_export(ctx: JobContext) -> None:
+    rt = ctx.rt
+    with rt.sync_session() as s:
+        exp = s.get(Export, ctx.target_id)
+        if exp is None or exp.is_deleted:
+            raise JobFailure(f"export {ctx.target_id} no longer exists")
+        with s.begin():
+            exp.status = "running"
+        cfg = dict(exp.settings)
+        clips = list(s.scalars(
+            select(Clip).where(Clip.project_id == exp.project_id, Clip.is_deleted.is_(False))
+            .order_by(Clip.position, Clip.created_at)))
+        if not clips:
+            raise JobFailure("the project has no clips to render")
+        bad = [c.filename for c in clips if c.status != "ready"]
+        if bad:
+            raise JobFailure(f"clips not ready ({', '.join(bad)}): wait for processing to finish")
+        statuses = APPLY[cfg.get("apply", "accepted")]
+        edits = list(s.scalars(select(Edit).where(
+            Edit.project_id == exp.project_id, Edit.is_deleted.is_(False),
+            Edit.status.in_(statuses))))
+        ids = (exp.user_id, exp.project_id, exp.id)
+
+    applied: list[dict[str, Any]] = []
+    plan: list[tuple[Clip, list[tuple[float, float]]]] = []
+    for clip in clips:
+        duration = clip.duration or 0.0
+        cuts = clean_cuts([Range(e.start, e.end, e.kind, e.reason)
+                           for e in edits if e.clip_id == clip.id], duration)
+        applied += [{"clip_id": clip.id, "start": round(c.start, 4), "end": round(c.end, 4),
+                     "kind": c.kind, "reason": c.reason} for c in cuts]
+        plan.append((clip, keep_segments(duration, cuts)))
+    if not any(keeps for _, keeps in plan):
+        raise JobFailure("the accepted cuts remove everything: reject some edits and export again")
+
+    settings = RenderSettings(
+        container=cfg.get("container", "mp4"), crf=cfg.get("crf", 20),
+        preset=cfg.get("preset", "veryfast"), width=cfg.get("width"), height=cfg.get("height"),
+    )
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sapari-export-")))
+        pieces = []
+        clip_of: dict[Path, str] = {}
+        for clip, keeps in plan:
+            path = stack.enter_context(rt.storage.local_path(clip.object_key))
+            clip_of[path] = clip.id
+            pieces += [Piece(path, a, b) for a, b in keeps]
+        out = work / f"cut.{settings.container}"
+        result = render(pieces, out, settings,
+                        progress=lambda f: ctx.progress(0.95 * f, "render"))
+        key = keys.export_file(*ids, settings.container)
+        obj = rt.storage.put_file(key, out)
+        rendered = [{"clip_id": clip_of[p.path], "start": round(p.start, 6),
+                     "end": round(p.end, 6)} for p in result.pieces]
+
+    with rt.sync_session() as s, s.begin():
+        exp = s.get(Export, ctx.target_id)
+        assert exp is not None
+        exp.status = "succeeded"
+        exp.object_key = key
+        exp.size = obj.size
+        exp.duration = result.duration
+        exp.error = None
+        exp.result = {"cuts": applied, "keep_segments": rendered,
+                      "video_frames": result.video_frames, "audio_samples": result.audio_samples}
+        record_event(s, user_id=exp.user_id, project_id=exp.project_id, type="ExportComplete",
+                     payload={"export_id": exp.id, "duration": result.duration,
+                              "size": obj.size, "cuts": len(applied)})
+    rt.bus.notify(ctx.user_id)
+
+
+def export_failed(s: Any, ctx: JobContext, reason: str) -> None:
+    exp = s.get(Export, ctx.target_id)
+    if exp is not None:
+        exp.status = "failed"
+        exp.error = reason
+    record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type="ExportFailed",
+                 payload={"export_id": ctx.target_id, "job_id": ctx.job_id, "error": reason})

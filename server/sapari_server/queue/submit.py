@@ -1,0 +1,26 @@
+"""Creating a Job row (inside the request's transaction) and enqueueing it (after commit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from ..db.models import Job
+from ..runtime import Runtime
+from .factory import PRIORITIES
+from .tasks import enqueue
+
+
+def new_job(session: Any, *, user_id: str, kind: str, target_id: str,
+            project_id: str | None, priority: str = "interactive") -> Job:
+    job = Job(user_id=user_id, kind=kind, target_id=target_id, project_id=project_id,
+              priority=PRIORITIES[priority], status="queued")
+    session.add(job)
+    return job
+
+
+async def submit(rt: Runtime, job: Job) -> None:
+    # Enqueue only after the Job row committed, so a worker always finds it. If this
+    # process dies in between, recovery re-enqueues the queued row.
+    await anyio.to_thread.run_sync(enqueue, rt, job.kind, job.id, job.priority)

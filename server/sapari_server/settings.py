@@ -1,0 +1,76 @@
+"""All settings in one place (pydantic-settings, ``SAPARI_`` prefix).
+
+No setting at all gives the embedded default: everything under one data folder.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".sapari-nb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAPARI_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # URL-style backend choices; empty means the embedded default under data_dir.
+    database_url: str = ""
+    storage_url: str = ""
+    queue_url: str = ""
+    events_url: str = ""
+    # Where clients reach this server; signed URLs of the local storage point here.
+    public_url: str = "http://127.0.0.1:8000"
+    # HMAC key for signed URLs; generated once and kept in data_dir when unset.
+    secret_key: str = ""
+
+    # Create the "local" user and write its token to data_dir/token (single-person setups).
+    local_user: bool = True
+
+    quota_bytes: int = 20 * 1024**3
+    max_upload_bytes: int = 10 * 1024**3
+    signed_url_ttl: int = 3600
+    # Huey consumer threads started inside the server process (0: use `sapari-nb worker`).
+    embedded_workers: int = 2
+    # A running job whose heartbeat is older than this is taken as orphaned and re-queued.
+    job_stale_after: float = 60.0
+    sse_keepalive: float = 15.0
+
+    # Analysis defaults (each can be overridden per analysis run).
+    silence_threshold_db: float = -40.0
+    min_silence: float = 0.5
+    padding: float = 0.1
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'sapari.db'}"
+
+    @cached_property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir / 'objects'}"
+
+    @cached_property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite://{self.data_dir / 'queue.db'}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,23 @@
+"""HMAC-signed, expiring URLs scoped to one object key and one method."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+
+def sign(secret: str, method: str, key: str, expires: int, max_size: int | None = None) -> str:
+    msg = f"{method}\n{key}\n{expires}\n{'' if max_size is None else max_size}"
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, method: str, key: str, expires: int, signature: str,
+           max_size: int | None = None, now: float | None = None) -> str | None:
+    """None when valid, else the reason for refusing, fit to show a client."""
+    expected = sign(secret, method, key, expires, max_size)
+    if not hmac.compare_digest(expected, signature):
+        return "signature does not match this object and method; ask the API for a new URL"
+    if (now if now is not None else time.time()) > expires:
+        return "signed URL has expired; ask the API for a new one"
+    return None
