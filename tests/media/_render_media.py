@@ -50,6 +50,17 @@ def read_index(frame: av.VideoFrame) -> int:
     return value
 
 
+def source_audio(
+    n_samples: int, fps: Fraction | int, index_offset: int = 0, rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """The mono signal make_clip writes: per frame period, the sine of that frame's tone
+    (phase-continuous, so AAC codes it cleanly)."""
+    t = np.arange(n_samples) / rate
+    idx = np.floor(t * float(fps) + 1e-9).astype(np.int64) + index_offset
+    freq = 400.0 + 150.0 * (idx % TONES)
+    return (0.5 * np.sin(np.cumsum(2 * np.pi * freq / rate))).astype(np.float32)
+
+
 def make_clip(
     path: Path,
     seconds: float,
@@ -60,11 +71,13 @@ def make_clip(
     video: bool = True,
     audio: bool = True,
     gop: int = 30,
+    sample_rate: int = SAMPLE_RATE,
+    layout: str = "stereo",
 ) -> Path:
     """Write an MP4 whose frames and audio encode the frame index (see module doc)."""
     fps = Fraction(fps)
     n_frames = int(round(seconds * fps))
-    n_samples = int(round(seconds * SAMPLE_RATE))
+    n_samples = int(round(seconds * sample_rate))
     with av.open(str(path), "w") as out:
         vs = None
         if video:
@@ -75,17 +88,17 @@ def make_clip(
             vs.options = {"preset": "veryfast", "crf": "18"}  # veryfast keeps B-frames
         aus = None
         if audio:
-            aus = out.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
+            aus = out.add_stream("aac", rate=sample_rate, layout=layout)
             aus.bit_rate = 128_000
         # Interleave by time so the demuxer sees a normal file.
+        sound = source_audio(n_samples, fps, index_offset, sample_rate) if aus is not None else None
+        channels = 2 if layout == "stereo" else 1
         v_next = 0
         a_next = 0
-        fsize = 1024
-        phase = 0.0
         while (vs is not None and v_next < n_frames) or (aus is not None and a_next < n_samples):
             v_time = v_next / fps if vs is not None and v_next < n_frames else None
             a_time = (
-                Fraction(a_next, SAMPLE_RATE) if aus is not None and a_next < n_samples else None
+                Fraction(a_next, sample_rate) if aus is not None and a_next < n_samples else None
             )
             if v_time is not None and (a_time is None or v_time <= a_time):
                 frame = av.VideoFrame.from_ndarray(
@@ -97,23 +110,17 @@ def make_clip(
                     out.mux(pkt)
                 v_next += 1
             else:
-                count = min(fsize, n_samples - a_next)
-                t = (a_next + np.arange(count)) / SAMPLE_RATE
-                # Frame-period index of each sample: which tone it carries.
-                idx = np.floor(t * float(fps) + 1e-9).astype(int) + index_offset
-                freq = 400.0 + 150.0 * (idx % TONES)
-                ph = phase + np.cumsum(2 * np.pi * freq / SAMPLE_RATE)
-                phase = float(ph[-1])
-                samples = (0.5 * np.sin(ph)).astype(np.float32)
+                assert sound is not None
+                samples = sound[a_next : a_next + 1024]
                 frame = av.AudioFrame.from_ndarray(
-                    np.stack([samples, samples]), format="fltp", layout="stereo"
+                    np.stack([samples] * channels), format="fltp", layout=layout
                 )
-                frame.sample_rate = SAMPLE_RATE
+                frame.sample_rate = sample_rate
                 frame.pts = a_next
-                frame.time_base = Fraction(1, SAMPLE_RATE)
+                frame.time_base = Fraction(1, sample_rate)
                 for pkt in aus.encode(frame):
                     out.mux(pkt)
-                a_next += count
+                a_next += len(samples)
         for s in (vs, aus):
             if s is not None:
                 for pkt in s.encode(None):

@@ -44,6 +44,7 @@ def check_cuts(cuts: list[Cut], truth: TalkTruth, s: SilenceSettings, duration: 
         (dict(channels=2, sample_rate=48000), "stereo48k.mp4"),
         (dict(channels=1, sample_rate=44100), "mono44k.mp4"),
         (dict(channels=1, sample_rate=44100, video=False), "mono44k.wav"),
+        (dict(channels=2, sample_rate=48000, video=False), "stereo48k.wav"),
     ],
 )
 def test_generated_talk(tmp_path: Path, kw: dict, name: str) -> None:
@@ -113,3 +114,22 @@ def test_pure_function_rules() -> None:
     assert [(c.start, c.end) for c in all_quiet] == [(0.0, 1.0)]
     assert detect_silences(np.zeros(0), hop, 0.0) == []
     assert detect_silences(np.full(100, -10.0), hop, 1.0) == []
+
+
+def test_shipped_sample() -> None:
+    import json
+
+    from sapari_nb.samples import sample_path, sample_truth_path
+
+    truth = json.loads(sample_truth_path().read_text())
+    a = analyze_audio(sample_path())
+    assert a.duration == pytest.approx(truth["duration"], abs=0.05)
+    cuts = detect_silences_in(a)
+    for p in truth["pauses"]:
+        hits = [c for c in cuts if c.start < p["end"] and c.end > p["start"]]
+        assert len(hits) == 1, p
+    for ph in truth["phrases"]:
+        # espeak's quiet word endings fall below -40 dBFS: allow the padding to cover them.
+        for c in cuts:
+            assert c.end <= ph["start"] + 1e-6 or c.start >= ph["end"] - 0.1, (c, ph)
+    assert len(truth["false_starts"]) == 1

@@ -24,6 +24,13 @@ WAV_RATE = 16_000  # what speech-to-text models want
 _SILENCE_DB = -120.0  # level reported for digital silence (log of zero)
 _GAP_TOLERANCE = 0.005  # timestamp jumps shorter than this are jitter, not gaps
 _MAX_BAD_PACKETS = 25  # a few damaged packets become silence; more means a corrupt file
+_DTYPES = {
+    "fltp": np.dtype(np.float32),
+    "s16p": np.dtype(np.int16),
+    "s32p": np.dtype(np.int32),
+    "dblp": np.dtype(np.float64),
+    "u8p": np.dtype(np.uint8),
+}
 
 
 @dataclass
@@ -208,6 +215,8 @@ def analyze_audio(
         pending_n = 0
         written = 0  # samples placed on the timeline so far (incl. gap fill)
         fmt: av.AudioFormat | None = None
+        mono_planar = False
+        mono_dtype: np.dtype | None = None
         channels = ctx.channels or 1
         bad = 0
         last_report = time.monotonic()
@@ -255,14 +264,18 @@ def analyze_audio(
                     raise _decode_error(path, (written + pending_n) / sr, exc) from exc
                 continue  # the gap this leaves is filled with silence by timestamp
             for frame in frames:
-                if fmt is None:
+                if fmt is None or frame.format.name != fmt.name:
+                    flush()  # first frame, or a mid-stream format change: mix what we have
                     fmt = frame.format
                     channels = len(frame.layout.channels)
-                elif frame.format.name != fmt.name or len(frame.layout.channels) != channels:
-                    flush()  # mid-stream format change: mix what we have first
-                    fmt = frame.format
-                    channels = len(frame.layout.channels)
-                arr = frame.to_ndarray()
+                    mono_dtype = _DTYPES.get(fmt.name)
+                    mono_planar = channels == 1 and fmt.is_planar and mono_dtype is not None
+                if mono_planar:
+                    # Straight view of the decoder's buffer: skips to_ndarray's vstack,
+                    # which costs more than decoding for mono AAC.
+                    arr = np.frombuffer(frame.planes[0], mono_dtype, frame.samples)[None, :]
+                else:
+                    arr = frame.to_ndarray()
                 if frame.pts is not None:
                     at = int(round((frame.pts * tb - origin) * sr))
                     here = written + pending_n

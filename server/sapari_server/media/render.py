@@ -139,14 +139,14 @@ def _probe(path: Path) -> _Source:
         fps: Fraction | None = None
         width = height = 0
         if v is not None:
-            rate = v.guessed_rate or v.average_rate or v.base_rate
-            if not rate or rate <= 0:
+            rate = _frame_rate(v)
+            if rate is None:
                 raise MediaError(
                     f"{path.name} does not say its frame rate; re-export it at a constant "
                     "frame rate (e.g. 30 fps).",
                     path=str(path),
                 )
-            fps = Fraction(rate)
+            fps = rate
             width, height = v.codec_context.width, v.codec_context.height
         main = v if v is not None else a
         assert main is not None
@@ -166,6 +166,29 @@ def _probe(path: Path) -> _Source:
             layout=_layout_name(a.layout) if a is not None else "",
             duration=duration,
         )
+
+
+STANDARD_RATES = tuple(
+    Fraction(r)
+    for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60")
+)
+
+
+def _frame_rate(v: av.VideoStream) -> Fraction | None:
+    """The source's frame grid. Containers for variable-rate recordings often report a
+    timebase-like r_frame_rate (e.g. 1000 for WebM) and a ragged average (29.97003...);
+    prefer the average then, and snap near-standard rates to the exact standard one."""
+    guessed, average = v.guessed_rate, v.average_rate
+    rate = guessed or average or v.base_rate
+    if guessed and average and guessed > average * Fraction(3, 2):
+        rate = average
+    if not rate or rate <= 0:
+        return None
+    rate = Fraction(rate)
+    nearest = min(STANDARD_RATES, key=lambda std: abs(rate - std))
+    if abs(rate - nearest) <= nearest / 2000:  # 0.05%: well inside 30 vs 30000/1001 (0.1%)
+        return nearest
+    return rate if rate.denominator <= 1001 else rate.limit_denominator(1001)
 
 
 def _layout_name(layout: av.AudioLayout) -> str:
@@ -216,6 +239,12 @@ class _Plan:
     snapped: list[Piece] = field(default_factory=list)
 
 
+def _tracks(s: _Source) -> str:
+    if s.has_video and s.has_audio:
+        return "video and audio"
+    return "only video" if s.has_video else "only audio"
+
+
 def _even(n: int) -> int:
     return max(2, n - n % 2)
 
@@ -244,16 +273,8 @@ def _plan(pieces: list[Piece], settings: RenderSettings) -> _Plan:
     first = sources[Path(pieces[0].path)]
     for src in sources.values():
         if (src.has_video, src.has_audio) != (first.has_video, first.has_audio):
-
-            def kind(s: _Source) -> str:
-                return (
-                    "video and audio"
-                    if s.has_video and s.has_audio
-                    else ("only video" if s.has_video else "only audio")
-                )
-
             raise MediaError(
-                f"{first.path.name} has {kind(first)} but {src.path.name} has {kind(src)}; "
+                f"{first.path.name} has {_tracks(first)} but {src.path.name} has {_tracks(src)}; "
                 "one render needs all clips to have the same kinds of tracks. Render them "
                 "separately or re-export the odd one with the missing track."
             )
@@ -378,7 +399,6 @@ class _Writer:
         if plan.has_audio:
             a = self.out.add_stream(settings.audio_codec, rate=plan.sample_rate, layout=plan.layout)
             a.bit_rate = settings.audio_bitrate
-            a.format = "fltp"
             self.a = a
         self.out.start_encoding()  # opens the encoders, so the AAC frame size is known
         self.frame_size = (self.a.codec_context.frame_size or 1024) if self.a else 1024
@@ -453,7 +473,11 @@ class _Writer:
         self.out.close()
 
     def close(self) -> None:
-        self.out.close()
+        """Close after a failure; the half-written file is discarded anyway."""
+        try:
+            self.out.close()
+        except (av.error.FFmpegError, OSError, ValueError):
+            pass
 
 
 # --------------------------------------------------------------------------- one source
@@ -703,11 +727,19 @@ def render(
         ) from e
     try:
         for group in _groups(plan.cuts):
-            with _open(group[0][0].src.path) as container:
+            path = group[0][0].src.path
+            with _open(path) as container:
                 reader = _SourceReader(container, plan, writer)
                 for k, run in enumerate(group):
-                    # The first run reads from the file's start unless that is far away.
-                    reader.run(run, seek=k > 0 or run[0].start > SEEK_GAP)
+                    try:
+                        # The first run reads from the file's start unless that is far away.
+                        reader.run(run, seek=k > 0 or run[0].start > SEEK_GAP)
+                    except av.error.FFmpegError as e:
+                        raise MediaError(
+                            f"{path.name} could not be decoded near {float(run[0].start):.2f} s "
+                            f"({e}); the file may be damaged: re-export or re-upload it.",
+                            path=str(path),
+                        ) from e
         writer.finish()
     except BaseException:
         writer.close()

@@ -70,17 +70,18 @@ class Validate(Step):
 
 def analyze_project(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s:
+    with rt.sync_session() as s, s.begin():
         run = s.get(AnalysisRun, ctx.target_id)
         if run is None or run.is_deleted:
             raise JobFailure(f"analysis run {ctx.target_id} no longer exists")
-        with s.begin():
-            run.status = "running"
-            record_event(s, user_id=run.user_id, project_id=run.project_id,
-                         type="AnalysisStarted", payload={"analysis_id": run.id})
-        rt.bus.notify(run.user_id)
+        run.status = "running"
+        record_event(s, user_id=run.user_id, project_id=run.project_id,
+                     type="AnalysisStarted", payload={"analysis_id": run.id})
+        project_id, s_cfg = run.project_id, dict(run.settings)
+    rt.bus.notify(ctx.user_id)
+    with rt.sync_session() as s:
         clips = list(s.scalars(
-            select(Clip).where(Clip.project_id == run.project_id, Clip.is_deleted.is_(False))
+            select(Clip).where(Clip.project_id == project_id, Clip.is_deleted.is_(False))
             .order_by(Clip.position, Clip.created_at)))
         not_ready = [c.filename for c in clips if c.status != "ready"]
         if not clips:
@@ -97,7 +98,6 @@ def analyze_project(ctx: JobContext) -> None:
             if art is None:
                 raise JobFailure(f"clip {c.filename} has no audio levels: process it again")
             inputs_clips.append((c.id, c.duration or 0.0, art.object_key, art.meta["hop"]))
-        s_cfg = run.settings
     silence = SilenceSettings(
         threshold_db=s_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db),
         min_silence=s_cfg.get("min_silence", rt.settings.min_silence),

@@ -75,12 +75,11 @@ class StoreArtifacts(Step):
 
 def process_clip(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s:
+    with rt.sync_session() as s, s.begin():
         clip = s.get(Clip, ctx.target_id)
         if clip is None or clip.is_deleted:
             raise JobFailure(f"clip {ctx.target_id} no longer exists")
-        with s.begin():
-            clip.status = "processing"
+        clip.status = "processing"
         ids = (clip.user_id, clip.project_id, clip.id)
         key, filename = clip.object_key, clip.filename
 

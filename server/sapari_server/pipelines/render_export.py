@@ -21,12 +21,11 @@ APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "propo
 
 def render_export(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s:
+    with rt.sync_session() as s, s.begin():
         exp = s.get(Export, ctx.target_id)
         if exp is None or exp.is_deleted:
             raise JobFailure(f"export {ctx.target_id} no longer exists")
-        with s.begin():
-            exp.status = "running"
+        exp.status = "running"
         cfg = dict(exp.settings)
         clips = list(s.scalars(
             select(Clip).where(Clip.project_id == exp.project_id, Clip.is_deleted.is_(False))

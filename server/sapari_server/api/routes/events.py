@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.sse import EventSourceResponse, format_sse_event
+from fastapi.sse import format_sse_event
 from sqlalchemy import func, select
 
 from ...db.models import Event, Project
@@ -38,7 +38,7 @@ async def event_cursor(user: CurrentUser, rt: RuntimeDep) -> dict[str, int]:
     return {"last_event_id": int(last or 0)}
 
 
-@router.get("/events", response_class=EventSourceResponse)
+@router.get("/events", responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_events(
     request: Request, user: CurrentUser, rt: RuntimeDep,
     project_id: Annotated[str | None, Query(description="only this project's events")] = None,
@@ -55,8 +55,8 @@ async def stream_events(
         if start is None:
             start = int(await s.scalar(select(func.coalesce(func.max(Event.id), 0))
                                        .where(Event.user_id == user.id)) or 0)
-    return EventSourceResponse(
-        _events(request, rt, user.id, project_id, start),
+    return StreamingResponse(
+        _events(request, rt, user.id, project_id, start), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
