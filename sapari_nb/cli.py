@@ -55,6 +55,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
     from sapari_server.app import create_app
     from sapari_server.settings import Settings
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tqdm.auto import tqdm
+
 from sapari_server.api.schemas import (
     AnalysisOut,
     ArtifactOut,
@@ -20,7 +22,6 @@ from sapari_server.api.schemas import (
     ProjectOut,
     UserOut,
 )
-from tqdm.auto import tqdm
 
 from .errors import JobFailed, SapariError, WaitTimeout
 from .events import Event, EventStream, iter_events
@@ -184,6 +185,10 @@ class Client:
 
     def export_status(self, export_id: str) -> ExportOut:
         return ExportOut.model_validate(self._req("GET", f"/exports/{export_id}"))
+
+    def exports(self, project_id: str) -> list[ExportOut]:
+        return [ExportOut.model_validate(e)
+                for e in self._req("GET", f"/projects/{project_id}/exports")]
 
     def download(self, export_id: str, dest: str | os.PathLike[str],
                  progress: bool | None = None) -> Path:

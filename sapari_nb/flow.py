@@ -13,6 +13,8 @@ from .client import Client
 @dataclass
 class EditResult:
     output: Path
+    project_id: str
+    export_id: str
     input_duration: float
     output_duration: float
     cuts: list[dict[str, Any]]
@@ -40,4 +42,4 @@ def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None =
     if edits_json is not None:
         edits_json.parent.mkdir(parents=True, exist_ok=True)
         edits_json.write_text(json.dumps(cuts, indent=2) + "\n")
-    return EditResult(out, clip.duration or 0.0, exp.duration or 0.0, cuts)
+    return EditResult(out, project.id, exp.id, clip.duration or 0.0, exp.duration or 0.0, cuts)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sapari_server.media.audio import analyze_audio
 from sapari_server.media.errors import MediaError
 from sapari_server.media.generate import generate_talk, make_bad_inputs

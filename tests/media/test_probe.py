@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+
 from sapari_server.media.errors import MediaError
 from sapari_server.media.generate import generate_talk, make_bad_inputs
 from sapari_server.media.probe import MediaInfo, probe

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from sapari_server.media.errors import MediaError
 from sapari_server.media.render import (
     Piece,

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 
+from ..db.base import new_id
 from ..db.models import Job
 from ..runtime import Runtime
 from .factory import PRIORITIES
@@ -14,7 +15,8 @@ from .tasks import enqueue
 
 def new_job(session: Any, *, user_id: str, kind: str, target_id: str,
             project_id: str | None, priority: str = "interactive") -> Job:
-    job = Job(user_id=user_id, kind=kind, target_id=target_id, project_id=project_id,
+    # The id is set now, not at flush, so callers can store it on their row at once.
+    job = Job(id=new_id("job"), user_id=user_id, kind=kind, target_id=target_id, project_id=project_id,
               priority=PRIORITIES[priority], status="queued")
     session.add(job)
     return job

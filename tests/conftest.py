@@ -1,0 +1,72 @@
+"""Shared fixtures: a real uvicorn job server on loopback, clients, generated media, services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sapari_nb import Client
+from sapari_server.auth import create_user
+from sapari_server.embedded import EmbeddedServer
+from sapari_server.media.generate import TalkTruth, generate_talk
+from sapari_server.settings import Settings
+
+REQUIRE_SERVICES = os.environ.get("SAPARI_REQUIRE_SERVICES") == "1"
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is not listening, unless CI demands services (then fail)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return
+    except OSError as e:
+        msg = f"{name} is not reachable on {host}:{port} ({e})"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{msg}; SAPARI_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(msg)
+
+
+def start_server(data_dir: Path, **overrides: object) -> EmbeddedServer:
+    settings = Settings(data_dir=data_dir, sse_keepalive=0.5, **overrides)  # type: ignore[arg-type]
+    return EmbeddedServer(settings).start()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    srv = start_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: EmbeddedServer) -> Iterator[Client]:
+    with Client(server.url, server.token, progress=False) as c:
+        yield c
+
+
+def new_user_client(server: EmbeddedServer, name: str) -> Client:
+    rt = server.app.state.runtime
+    with rt.sync_session() as s, s.begin():
+        _, token = create_user(s, name)
+    return Client(server.url, token, progress=False)
+
+
+@pytest.fixture
+def other_client(server: EmbeddedServer, request: pytest.FixtureRequest) -> Iterator[Client]:
+    c = new_user_client(server, f"user-b-{request.node.name}"[:190])
+    yield c
+    c.close()
+
+
+PAUSES = [0.8, 1.5, 0.3, 2.0, 0.6, 1.1]
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TalkTruth]:
+    path = tmp_path_factory.mktemp("media") / "talk.mp4"
+    truth = generate_talk(path, pauses=PAUSES, seed=7, lead_silence=0.7, tail_silence=0.9)
+    return path, truth

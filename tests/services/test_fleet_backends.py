@@ -1,0 +1,66 @@
+"""The same flow on the real services: PostgreSQL for metadata, Redis for the Huey queue."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sapari_nb import Client
+from sapari_nb.flow import edit_file
+from sapari_server.media.generate import TalkTruth
+
+from ..conftest import need_service, start_server
+
+pytestmark = pytest.mark.services
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"sapari_test_{secrets.token_hex(4)}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                         autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG}/{name}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    url = "redis://127.0.0.1:6379/13"
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    yield url
+    r.flushdb()
+
+
+def test_flow_on_postgres_and_redis(tmp_path: Path, pg_database: str, redis_url: str,
+                                    talk: tuple[Path, TalkTruth]) -> None:
+    srv = start_server(tmp_path / "data", database_url=pg_database, queue_url=redis_url)
+    try:
+        with Client(srv.url, srv.token, progress=False) as client:
+            result = edit_file(client, talk[0], tmp_path / "out.mp4")
+            assert len(result.cuts) == sum(1 for p in talk[1].pauses if p[1] - p[0] >= 0.5)
+            assert result.output_duration < result.input_duration - 3
+        import psycopg
+
+        with psycopg.connect(pg_database.replace("+psycopg", "")) as conn:
+            kinds = dict(conn.execute(
+                "select kind, count(*) from jobs where status = 'succeeded' group by kind"
+            ).fetchall())
+            assert kinds == {"process_clip": 1, "analyze_project": 1, "render_export": 1}
+            version = conn.execute("select version_num from alembic_version").fetchone()
+            assert version == ("0001",)
+    finally:
+        srv.stop()
