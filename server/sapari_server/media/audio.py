@@ -1,5 +1,11 @@
 """One streaming pass over a file's audio: loudness per hop, waveform peaks, a 16 kHz WAV.
 
+Besides the plain RMS level, each hop gets a hum-rejecting level: mains hum is periodic at
+exactly 20 ms (50 Hz) or 16.7 ms (60 Hz) with all its harmonics, so subtracting the signal
+one mains period earlier (a comb filter) cancels it, while speech, whose period wanders,
+keeps its power. The minimum of the plain and the two comb levels is reported, so a comb's
+20 ms echo never lengthens a word ending and a steady tone can only look quieter.
+
 Memory stays flat however long the input is: decoded frames are gathered into ~1 s blocks,
 reduced to levels/peaks with numpy, and dropped. Only the (small) level and peak arrays grow.
 """
@@ -24,6 +30,7 @@ WAV_RATE = 16_000  # what speech-to-text models want
 _SILENCE_DB = -120.0  # level reported for digital silence (log of zero)
 _GAP_TOLERANCE = 0.005  # timestamp jumps shorter than this are jitter, not gaps
 _MAX_BAD_PACKETS = 25  # a few damaged packets become silence; more means a corrupt file
+_MAINS_HZ = (50.0, 60.0)  # hum fundamentals cancelled by the comb levels
 _DTYPES = {
     "fltp": np.dtype(np.float32),
     "s16p": np.dtype(np.int16),
@@ -41,6 +48,9 @@ class AudioAnalysis:
     peaks_per_second: int
     duration: float
     sample_rate: int
+    # float32 dBFS per hop like levels_db, with 50/60 Hz mains hum cancelled; None when the
+    # producer did not compute it (e.g. levels loaded from an older artifact).
+    levels_dehum_db: np.ndarray | None = None
 
     def times(self) -> np.ndarray:
         """Start time in seconds of each level window."""
@@ -141,18 +151,30 @@ class _Reducer:
         self.levels = _Windows(hop * sample_rate)
         self.buckets = _Windows(sample_rate / peaks_per_second)
         self.level_parts: list[np.ndarray] = []
+        self.dehum_parts: list[np.ndarray] = []
         self.peak_parts: list[np.ndarray] = []
+        self.lags = [max(1, int(round(sample_rate / hz))) for hz in _MAINS_HZ]
+        # The last max(lag) samples already reduced: the comb reaches back across blocks.
+        self.history = np.zeros(max(self.lags), dtype=np.float32)
 
     def feed(self, mono: np.ndarray, final: bool = False) -> None:
         data, starts = self.levels.feed(mono, final)
         if starts.size:
-            sq = np.square(data, dtype=np.float32)
-            sums = np.add.reduceat(sq, starts, dtype=np.float64)
             lengths = np.diff(np.append(starts, data.size))
-            mean_sq = sums / lengths
+            sums = [np.add.reduceat(np.square(data, dtype=np.float32), starts, dtype=np.float64)]
+            ext = np.concatenate((self.history, data))
+            keep = self.history.size
+            self.history = ext[-keep:]
+            for lag in self.lags:
+                comb = data - ext[keep - lag : ext.size - lag]
+                # Halved: the difference of two uncorrelated signals doubles the power.
+                sums.append(np.add.reduceat(np.square(comb), starts, dtype=np.float64) * 0.5)
+            mean_sq = np.stack(sums)
             with np.errstate(divide="ignore"):
-                db = 10 * np.log10(mean_sq)
-            self.level_parts.append(np.maximum(db, _SILENCE_DB).astype(np.float32))
+                db = 10 * np.log10(mean_sq / lengths)
+            db = np.maximum(db, _SILENCE_DB).astype(np.float32)
+            self.level_parts.append(db[0])
+            self.dehum_parts.append(db.min(axis=0))
         data, starts = self.buckets.feed(mono, final)
         if starts.size:
             lo = np.minimum.reduceat(data, starts)
@@ -160,10 +182,11 @@ class _Reducer:
             pair = np.stack((lo, hi), axis=1)
             self.peak_parts.append(np.rint(np.clip(pair, -1.0, 1.0) * 32767).astype(np.int16))
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         levels = np.concatenate(self.level_parts) if self.level_parts else np.zeros(0, np.float32)
+        dehum = np.concatenate(self.dehum_parts) if self.dehum_parts else np.zeros(0, np.float32)
         peaks = np.concatenate(self.peak_parts) if self.peak_parts else np.zeros((0, 2), np.int16)
-        return levels, peaks
+        return levels, dehum, peaks
 
 
 def analyze_audio(
@@ -304,7 +327,7 @@ def analyze_audio(
                 f"interrupted; {ACCEPTED} that plays to the end",
                 path=str(path),
             )
-        levels, peaks = reducer.result()
+        levels, dehum, peaks = reducer.result()
         if progress is not None:
             progress(1.0)
         return AudioAnalysis(
@@ -314,6 +337,7 @@ def analyze_audio(
             peaks_per_second=peaks_per_second,
             duration=duration,
             sample_rate=sr,
+            levels_dehum_db=dehum,
         )
     finally:
         if wav is not None:
