@@ -130,6 +130,11 @@ class Client:
     def clip(self, clip_id: str) -> ClipOut:
         return ClipOut.model_validate(self._req("GET", f"/clips/{clip_id}"))
 
+    def move_clip(self, clip_id: str, position: int) -> ClipOut:
+        """Put a clip at ``position`` (0-based) on its project's timeline."""
+        return ClipOut.model_validate(
+            self._req("PATCH", f"/clips/{clip_id}", json={"position": position}))
+
     def clips(self, project_id: str) -> list[ClipOut]:
         return [ClipOut.model_validate(c) for c in self._req("GET", f"/projects/{project_id}/clips")]
 

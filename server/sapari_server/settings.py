@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from functools import cached_property
+from typing import Literal
 from pathlib import Path
 
 from pydantic import Field
@@ -42,6 +43,22 @@ class Settings(BaseSettings):
     # A running job whose heartbeat is older than this is taken as orphaned and re-queued.
     job_stale_after: float = 60.0
     sse_keepalive: float = 15.0
+
+    # Speech. "auto": the OpenAI-compatible API when a key is set, else the local
+    # faster-whisper model when installed, else none (silences only, said plainly).
+    transcriber: Literal["auto", "openai", "local", "none"] = "auto"
+    openai_api_key: str = ""
+    openai_base_url: str = ""  # any OpenAI-compatible endpoint; empty: api.openai.com
+    transcribe_model: str = "whisper-1"
+    local_model_dir: str = ""  # a CTranslate2 Whisper model folder; empty: tiny.en if installed
+    language: str | None = None
+    # Judging takes. "auto": the LLM when a key is set, else transcript heuristics.
+    take_detector: Literal["auto", "llm", "heuristic", "none"] = "auto"
+    llm_model: str = "gpt-4o-mini"
+    llm_base_url: str = ""  # e.g. https://api.deepseek.com; empty: openai_base_url
+    llm_api_key: str = ""  # empty: openai_api_key
+    openai_timeout: float = 120.0
+    openai_max_retries: int = 4
 
     # Analysis defaults (each can be overridden per analysis run).
     silence_threshold_db: float = -40.0

@@ -63,6 +63,11 @@ class PresignOut(BaseModel):
     expires_at: datetime
 
 
+class ClipPatch(BaseModel):
+    position: int | None = Field(default=None, ge=0, description="new place in the project")
+    filename: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class ArtifactOut(Out):
     id: str
     kind: str

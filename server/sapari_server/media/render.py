@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import av.error
@@ -56,6 +57,9 @@ class RenderSettings:
     width: int | None = None  # None: first source's size (even-rounded)
     height: int | None = None
     fade: float = 0.005  # seconds of fade-out/in at each cut so no click is heard
+    # "smart" stream-copies untouched GOPs and re-encodes only around cuts (see
+    # smart_render); "auto" uses it whenever the sources and settings allow, else exact.
+    mode: Literal["auto", "exact", "smart"] = "auto"
 
 
 @dataclass
@@ -64,6 +68,10 @@ class RenderResult:
     video_frames: int
     audio_samples: int
     pieces: list[Piece]  # the pieces as actually cut (snapped to the frame grid)
+    mode: str = "exact"  # the renderer that ran: "exact" or "smart"
+    copied_frames: int = 0  # video frames stream-copied from the sources
+    encoded_frames: int = 0  # video frames decoded and re-encoded
+    mode_reason: str = ""  # why smart was not used, when it was not
 
 
 def _nearest(x: Fraction) -> int:
@@ -382,13 +390,19 @@ class _Writer:
         plan: _Plan,
         settings: RenderSettings,
         progress: Callable[[float], None] | None,
+        video_stream: Callable[[av.container.OutputContainer], av.VideoStream] | None = None,
     ) -> None:
+        """`video_stream`, when given, adds a stream-copy video track instead of the encoder
+        (smart render); its packets are muxed by the caller."""
         self.plan = plan
         options = {"movflags": "+faststart"} if settings.container in ("mp4", "mov") else {}
         self.out = av.open(str(path), "w", format=settings.container, options=options)
         self.v: av.VideoStream | None = None
         self.a: av.AudioStream | None = None
-        if plan.has_video:
+        self.v_encodes = video_stream is None
+        if plan.has_video and video_stream is not None:
+            self.v = video_stream(self.out)
+        elif plan.has_video:
             v = self.out.add_stream(settings.video_codec, rate=plan.fps)
             v.width, v.height = plan.width, plan.height
             v.pix_fmt = "yuv420p"
@@ -467,7 +481,7 @@ class _Writer:
                 self.pending, self.pending_n = [], 0
             for pkt in self.a.encode(None):
                 self.out.mux(pkt)
-        if self.v is not None:
+        if self.v is not None and self.v_encodes:
             for pkt in self.v.encode(None):
                 self.out.mux(pkt)
         self.out.close()
@@ -487,16 +501,22 @@ class _SourceReader:
     """Decodes one open source through a list of runs, feeding the writer."""
 
     def __init__(
-        self, container: av.container.InputContainer, plan: _Plan, writer: _Writer
+        self,
+        container: av.container.InputContainer,
+        plan: _Plan,
+        writer: _Writer,
+        with_video: bool = True,
     ) -> None:
+        """`with_video=False` reads audio only, still timed against the video's start."""
         self.c = container
         self.plan = plan
         self.w = writer
-        self.vs = container.streams.video[0] if plan.has_video else None
+        video = container.streams.video[0] if plan.has_video else None
+        self.vs = video if with_video else None
         self.as_ = container.streams.audio[0] if plan.has_audio else None
         if self.vs is not None:
             self.vs.thread_type = "AUTO"  # frame threads: decode is the other half of the cost
-        main = self.vs if self.vs is not None else self.as_
+        main = video if video is not None else self.as_
         assert main is not None
         start = main.start_time
         if self.vs is None and (start is None or start < 0):
@@ -716,7 +736,22 @@ def render(
     """
     settings = settings or RenderSettings()
     out = Path(out)
-    plan = _plan(list(pieces), settings)
+    pieces = list(pieces)
+    reason = "exact mode asked"
+    if settings.mode != "exact":
+        from . import smart_render  # imports this module: late import avoids a cycle
+
+        reason = smart_render.smart_blocker(pieces, settings) or ""
+        if not reason:
+            try:
+                return smart_render.smart_render(pieces, out, settings, progress)
+            except smart_render.SmartUnsupported as e:
+                reason = str(e)
+        if settings.mode == "smart":
+            raise MediaError(
+                f"Smart render is not possible here ({reason}); use mode 'auto' or 'exact'."
+            )
+    plan = _plan(pieces, settings)
     tmp = out.with_name(f".{out.name}.partial")
     try:
         writer = _Writer(tmp, plan, settings, progress)
@@ -726,20 +761,7 @@ def render(
             "(container, codecs, size)."
         ) from e
     try:
-        for group in _groups(plan.cuts):
-            path = group[0][0].src.path
-            with _open(path) as container:
-                reader = _SourceReader(container, plan, writer)
-                for k, run in enumerate(group):
-                    try:
-                        # The first run reads from the file's start unless that is far away.
-                        reader.run(run, seek=k > 0 or run[0].start > SEEK_GAP)
-                    except av.error.FFmpegError as e:
-                        raise MediaError(
-                            f"{path.name} could not be decoded near {float(run[0].start):.2f} s "
-                            f"({e}); the file may be damaged: re-export or re-upload it.",
-                            path=str(path),
-                        ) from e
+        _decode_cuts(plan, writer)
         writer.finish()
     except BaseException:
         writer.close()
@@ -755,4 +777,25 @@ def render(
         video_frames=writer.frames,
         audio_samples=writer.samples,
         pieces=plan.snapped,
+        mode="exact",
+        encoded_frames=writer.frames,
+        mode_reason=reason,
     )
+
+
+def _decode_cuts(plan: _Plan, writer: _Writer, with_video: bool = True) -> None:
+    """Decode every cut of the plan in order into `writer` (audio only: `with_video=False`)."""
+    for group in _groups(plan.cuts):
+        path = group[0][0].src.path
+        with _open(path) as container:
+            reader = _SourceReader(container, plan, writer, with_video)
+            for k, run in enumerate(group):
+                try:
+                    # The first run reads from the file's start unless that is far away.
+                    reader.run(run, seek=k > 0 or run[0].start > SEEK_GAP)
+                except av.error.FFmpegError as e:
+                    raise MediaError(
+                        f"{path.name} could not be decoded near {float(run[0].start):.2f} s "
+                        f"({e}); the file may be damaged: re-export or re-upload it.",
+                        path=str(path),
+                    ) from e

@@ -1,23 +1,48 @@
-"""Silence cuts from a level track: a pure function of the per-hop RMS levels.
+"""Pause cuts: from a level track (loudness) or from Silero speech probabilities (VAD).
 
 A cut removes the middle of a pause and keeps ``padding`` of quiet next to the speech on
 each side, so word endings and breaths into the next phrase are not clipped.
+
+Loudness with a fixed threshold fails in real rooms (noise or hum above the threshold: no
+cuts). ``threshold_db=None`` picks the threshold per recording from its own level histogram:
+the noise floor (a low percentile) and the speech level (a high percentile), with the
+threshold between them. VAD, the default method, asks "is anybody talking" instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from .audio import AudioAnalysis
 
+log = logging.getLogger(__name__)
+
+# Auto threshold: floor and speech level as percentiles of the per-hop levels. Pauses are
+# usually 15-40 % of a talk, so the 10th percentile sits in them and the 90th in speech.
+_FLOOR_PERCENTILE = 10.0
+_SPEECH_PERCENTILE = 90.0
+_MIN_MARGIN_DB = 6.0  # the threshold stays at least this far above the floor
+_MARGIN_FRACTION = 0.35  # ... and this fraction of the floor-to-speech distance
+# Digital silence has no floor to speak of; nothing below this is audible in a recording,
+# so a floor estimate is clamped here and the threshold stays near real quiet.
+_LOWEST_FLOOR_DB = -70.0
+
 
 @dataclass
 class SilenceSettings:
-    threshold_db: float = -40.0
+    # Loudness threshold in dBFS; None: estimated per recording (see auto_threshold).
+    threshold_db: float | None = -40.0
     min_silence: float = 0.5  # shortest pause (before padding) worth cutting, seconds
     padding: float = 0.1  # quiet kept next to speech on each side of a cut, seconds
+    method: Literal["vad", "loudness"] = "vad"  # used by detect_pauses
+    vad_onset: float = 0.5  # speech starts where the VAD probability reaches this ...
+    vad_offset: float = 0.35  # ... and lasts until it drops below this (hysteresis)
 
 
 @dataclass
@@ -40,6 +65,30 @@ def _power_mean_db(levels: np.ndarray) -> float:
     return float(10 * np.log10(power)) if power > 0 else -120.0
 
 
+@dataclass
+class Threshold:
+    """An automatic loudness threshold and the levels it was placed between."""
+
+    threshold_db: float
+    floor_db: float
+    speech_db: float
+
+
+def auto_threshold(levels_db: np.ndarray) -> Threshold:
+    """Threshold between the recording's noise floor and its speech level.
+
+    ``floor + max(6 dB, 0.35 * (speech - floor))``: close enough to the floor to catch
+    pauses, far enough that the floor's own flicker (noise, hum residue) stays below it.
+    """
+    levels = np.asarray(levels_db, dtype=np.float32)
+    if levels.size == 0:
+        return Threshold(_LOWEST_FLOOR_DB + _MIN_MARGIN_DB, _LOWEST_FLOOR_DB, _LOWEST_FLOOR_DB)
+    floor = max(float(np.percentile(levels, _FLOOR_PERCENTILE)), _LOWEST_FLOOR_DB)
+    speech = max(float(np.percentile(levels, _SPEECH_PERCENTILE)), floor)
+    margin = max(_MIN_MARGIN_DB, _MARGIN_FRACTION * (speech - floor))
+    return Threshold(round(floor + margin, 1), round(floor, 1), round(speech, 1))
+
+
 def detect_silences(
     levels_db: np.ndarray,
     hop: float,
@@ -50,7 +99,8 @@ def detect_silences(
 
     Window ``i`` covers ``[i * hop, (i + 1) * hop)``. Returns cuts sorted, non-overlapping,
     inside ``[0, duration]``; a cut touching the start or end of the file is padded only on
-    its speech side.
+    its speech side. ``settings.threshold_db=None`` estimates the threshold from the levels.
+    This is the loudness method whatever ``settings.method`` says.
     """
     s = settings or SilenceSettings()
     if hop <= 0:
@@ -58,7 +108,14 @@ def detect_silences(
     levels = np.asarray(levels_db, dtype=np.float32)
     if levels.size == 0 or duration <= 0:
         return []
-    quiet = levels < s.threshold_db
+    if s.threshold_db is None:
+        auto = auto_threshold(levels)
+        threshold = auto.threshold_db
+        how = f"auto: floor {auto.floor_db:.0f}, speech {auto.speech_db:.0f} dBFS"
+    else:
+        threshold = s.threshold_db
+        how = ""
+    quiet = levels < threshold
     # Run boundaries: +1 where a quiet run starts, -1 where it ends.
     edges = np.diff(np.concatenate(([0], quiet.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
@@ -86,8 +143,8 @@ def detect_silences(
                 end=min(duration, round(c1, 6)),
                 kind="silence",
                 reason=(
-                    f"silence {t1 - t0:.2f} s below {s.threshold_db:g} dBFS "
-                    f"(mean {mean_db:.0f} dBFS)"
+                    f"silence {t1 - t0:.2f} s below {threshold:g} dBFS "
+                    f"(mean {mean_db:.0f} dBFS{'; ' + how if how else ''})"
                 ),
                 level_db=round(mean_db, 1),
             )
@@ -109,8 +166,66 @@ def _merge(cuts: list[Cut]) -> list[Cut]:
     return out
 
 
+def _levels_of(analysis: AudioAnalysis) -> np.ndarray:
+    # Hum-rejected levels when the analysis has them: same loudness, minus mains hum.
+    return analysis.levels_db if analysis.levels_dehum_db is None else analysis.levels_dehum_db
+
+
 def detect_silences_in(
     analysis: AudioAnalysis, settings: SilenceSettings | None = None
 ) -> list[Cut]:
-    """``detect_silences`` on an ``AudioAnalysis``."""
-    return detect_silences(analysis.levels_db, analysis.hop, analysis.duration, settings)
+    """``detect_silences`` on an ``AudioAnalysis`` (on its hum-rejected levels if present)."""
+    return detect_silences(_levels_of(analysis), analysis.hop, analysis.duration, settings)
+
+
+def detect_pauses(
+    levels: AudioAnalysis | np.ndarray,
+    wav16k_path: str | Path | None,
+    duration: float | None = None,
+    settings: SilenceSettings | None = None,
+    *,
+    hop: float | None = None,
+    probs: np.ndarray | None = None,
+) -> list[Cut]:
+    """Pause cuts by ``settings.method``: the one entry point for the analysis pipeline.
+
+    ``levels`` is an AudioAnalysis (its hum-rejected levels are used when present) or a
+    per-hop dBFS array with ``hop``; ``duration`` defaults to the analysis's. VAD reads the
+    16 kHz mono WAV at ``wav16k_path`` (or uses ``probs`` already computed by
+    ``vad.speech_probabilities``) and uses the levels to sharpen cut edges. If VAD cannot
+    run (no model, no onnxruntime, no WAV), it logs a warning and falls back to loudness
+    with an automatic threshold, since a VAD user never picked a dB level.
+    """
+    from . import vad
+
+    s = settings or SilenceSettings()
+    if isinstance(levels, AudioAnalysis):
+        level_arr, hop = _levels_of(levels), levels.hop
+        if duration is None:
+            duration = levels.duration
+    else:
+        level_arr = np.asarray(levels, dtype=np.float32)
+    if hop is None or hop <= 0:
+        raise ValueError("a levels array needs a positive hop")
+    if duration is None:
+        duration = level_arr.size * hop
+    if s.method == "loudness":
+        return detect_silences(level_arr, hop, duration, s)
+    if s.method != "vad":
+        raise ValueError(f"unknown silence method {s.method!r}: use 'vad' or 'loudness'")
+    why = ""
+    if probs is None:
+        if wav16k_path is None:
+            why = "no 16 kHz audio was given"
+        else:
+            try:
+                probs = vad.speech_probabilities(wav16k_path)
+            except vad.VadUnavailable as exc:
+                why = str(exc)
+    if probs is None:
+        log.warning("VAD unavailable (%s): detecting pauses by loudness instead", why)
+        fallback = dataclasses.replace(s, method="loudness", threshold_db=None)
+        return detect_silences(level_arr, hop, duration, fallback)
+    return vad.detect_silences_vad(
+        probs, vad.WINDOW_S, duration, s, levels_db=level_arr, hop=hop
+    )

@@ -244,9 +244,7 @@ def _decorate_for_fcp7(
     """Metadata the fcp_xml adapter turns into xmeml elements it would otherwise leave empty:
     sequence and file formats (size, sample rate, channels) and drop-frame timecode."""
     first_video = next((c for c in clips if c.has_video), None)
-    width, height = (
-        (first_video.width, first_video.height) if first_video else DEFAULT_SIZE
-    )
+    width, height = (first_video.width, first_video.height) if first_video else DEFAULT_SIZE
     timecode = {"displayformat": "DF" if _is_drop_frame(rate) else "NDF"}
     timeline.metadata["fcp_xml"] = {
         "timecode": timecode,
@@ -296,9 +294,7 @@ def _decorate_for_fcp7(
                 # Also keeps the audio clipitem distinct: the adapter de-duplicates clipitems by
                 # their JSON, and an audio clip identical to its video clip came out as an empty
                 # back-reference (<clipitem id="clipitem-1"/>) on the audio track.
-                item.metadata["fcp_xml"] = {
-                    "sourcetrack": {"mediatype": "audio", "trackindex": 1}
-                }
+                item.metadata["fcp_xml"] = {"sourcetrack": {"mediatype": "audio", "trackindex": 1}}
 
 
 def _premiere(name: str, clips: Sequence[TimelineClip], placed: Sequence[_Placed]) -> str:
@@ -535,10 +531,20 @@ def _clip_for(url: str | None, name: str | None, clips: Sequence[TimelineClip]) 
     raise ValueError(f"no clip of the project matches media {url or name!r}")
 
 
+def _on_grid(
+    clip: TimelineClip, start: float | Fraction, end: float | Fraction, rate: Fraction
+) -> KeepSegment:
+    # Readers return float seconds; put them back on the frame grid they were written on.
+    return KeepSegment(
+        clip.clip_id, _seconds(_frames(start, rate), rate), _seconds(_frames(end, rate), rate)
+    )
+
+
 def _keeps_from_otio(
     timeline: otio.schema.Timeline, clips: Sequence[TimelineClip]
 ) -> list[KeepSegment]:
     # Video and audio tracks carry the same events: keep one per record position.
+    rate = timeline_rate(clips)
     events: dict[float, KeepSegment] = {}
     for track in timeline.tracks:
         for item in track:
@@ -554,7 +560,7 @@ def _keeps_from_otio(
             clip = _clip_for(url, item.name, clips)
             start = source.start_time.to_seconds() - offset
             events.setdefault(
-                record, KeepSegment(clip.clip_id, start, start + source.duration.to_seconds())
+                record, _on_grid(clip, start, start + source.duration.to_seconds(), rate)
             )
     return [events[k] for k in sorted(events)]
 
@@ -568,11 +574,10 @@ def _first_timeline(obj: Any) -> otio.schema.Timeline:
     return found[0]
 
 
-def read_keep_segments(
-    content: bytes, fmt: str, clips: list[TimelineClip]
-) -> list[KeepSegment]:
+def read_keep_segments(content: bytes, fmt: str, clips: list[TimelineClip]) -> list[KeepSegment]:
     """Parse an exported timeline back to per-clip kept ranges (clip seconds, play order)."""
     text = content.decode("utf-8")
+    rate = timeline_rate(clips)
     if fmt == "fcpxml":
         root = ET.fromstring(text)
         sources = {a.get("id"): a for a in root.iter("asset")}
@@ -585,16 +590,16 @@ def read_keep_segments(
             start = _parse_fcpx_time(item.get("start")) - _parse_fcpx_time(asset.get("start"))
             end = start + _parse_fcpx_time(item.get("duration"))
             offset = _parse_fcpx_time(item.get("offset"))
-            keeps.append((offset, KeepSegment(clip.clip_id, float(start), float(end))))
+            keeps.append((offset, _on_grid(clip, start, end, rate)))
         return [k for _, k in sorted(keeps, key=lambda pair: pair[0])]
     if fmt == "otio":
         timeline = otio.adapters.read_from_string(text, adapter_name="otio_json")
     elif fmt == "premiere":
         timeline = otio.adapters.read_from_string(text, adapter_name="fcp_xml")
     elif fmt == "edl":
-        timeline = otio.adapters.read_from_string(
-            text, adapter_name="cmx_3600", rate=float(timeline_rate(clips))
-        )
+        timeline = otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(rate))
     else:
-        raise ValueError(f"cannot read keep segments from {fmt!r}: use otio, edl, fcpxml or premiere")
+        raise ValueError(
+            f"cannot read keep segments from {fmt!r}: use otio, edl, fcpxml or premiere"
+        )
     return _keeps_from_otio(_first_timeline(timeline), clips)

@@ -13,7 +13,7 @@ from ...db.models import Artifact, Clip, Project
 from ...events.log import record_event
 from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
-from ..schemas import ArtifactOut, ClipOut, PresignOut, PresignRequest
+from ..schemas import ArtifactOut, ClipOut, ClipPatch, PresignOut, PresignRequest
 from .projects import used_bytes
 
 router = APIRouter(tags=["clips"])
@@ -107,6 +107,24 @@ async def list_clips(project_id: str, user: CurrentUser, session: SessionDep) ->
 @router.get("/clips/{clip_id}", response_model=ClipOut)
 async def get_clip(clip_id: str, user: CurrentUser, session: SessionDep) -> Clip:
     return await owned(session, Clip, clip_id, user)
+
+
+@router.patch("/clips/{clip_id}", response_model=ClipOut)
+async def patch_clip(clip_id: str, body: ClipPatch, user: CurrentUser,
+                     session: SessionDep) -> Clip:
+    """Rename a clip or move it to another place on the project's timeline."""
+    clip = await owned(session, Clip, clip_id, user)
+    if body.filename is not None:
+        clip.filename = body.filename
+    if body.position is not None:
+        siblings = [c for c in await session.scalars(select(Clip).where(
+            Clip.project_id == clip.project_id, Clip.is_deleted.is_(False))
+            .order_by(Clip.position, Clip.created_at)) if c.id != clip.id]
+        siblings.insert(min(body.position, len(siblings)), clip)
+        for i, c in enumerate(siblings):
+            c.position = i
+    await session.commit()
+    return clip
 
 
 @router.delete("/clips/{clip_id}", status_code=204)
