@@ -44,12 +44,14 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         client = Client(server.url, server.token, progress=not args.quiet)
     with client:
         result = edit_file(client, src, out, edits_json=Path(args.edits) if args.edits else None,
-                           analysis=analysis, export=export)
+                           analysis=analysis, export=export, timelines=args.timeline)
     removed = result.input_duration - result.output_duration
     print(f"{src.name}: {result.input_duration:.2f} s -> {out} {result.output_duration:.2f} s "
           f"({len(result.cuts)} cuts, {removed:.2f} s removed)")
     if args.edits:
         print(f"applied cuts written to {args.edits}")
+    for path in result.timelines:
+        print(f"timeline written to {path}")
     return 0
 
 
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="where to write the cut video (.mp4)")
     e.add_argument("--edits", metavar="EDITS.json",
                    help="also write the applied cuts: [{start, end, kind, reason}] in seconds")
+    e.add_argument("--timeline", action="append", metavar="FORMAT",
+                   choices=["fcpxml", "premiere", "edl", "otio", "srt", "vtt"],
+                   help="also write the cut as an NLE timeline or captions beside OUTPUT "
+                        "(fcpxml, premiere, edl, otio, srt, vtt; repeatable)")
     e.add_argument("--sample", action="store_true", help="edit the bundled sample talk")
     e.add_argument("--threshold-db", type=float, help="silence threshold in dBFS (default -40)")
     e.add_argument("--min-silence", type=float, help="shortest pause cut, seconds (default 0.5)")

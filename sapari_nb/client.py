@@ -217,6 +217,18 @@ class Client:
         tmp.replace(out)
         return out
 
+    def timeline(self, project_id: str, fmt: str, dest: str | os.PathLike[str] | None = None, *,
+                 apply: str = "accepted", media_dir: str | None = None) -> bytes:
+        """The cut as an NLE timeline or captions (fcpxml, premiere, edl, otio, srt, vtt)."""
+        params = {"format": fmt, "apply": apply}
+        if media_dir is not None:
+            params["media_dir"] = media_dir
+        r = self.http.get(f"/projects/{project_id}/timeline", params=params)
+        raise_for_status(r)
+        if dest is not None:
+            Path(dest).write_bytes(r.content)
+        return r.content
+
     def job(self, job_id: str) -> JobOut:
         return JobOut.model_validate(self._req("GET", f"/jobs/{job_id}"))
 

@@ -18,12 +18,13 @@ class EditResult:
     input_duration: float
     output_duration: float
     cuts: list[dict[str, Any]]
+    timelines: list[Path]
 
 
 def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None = None,
               analysis: dict[str, float] | None = None,
               export: dict[str, Any] | None = None, project_name: str | None = None,
-              priority: str = "interactive") -> EditResult:
+              priority: str = "interactive", timelines: list[str] | None = None) -> EditResult:
     """Cut the silences out of ``src`` into ``out``; optionally write the applied cuts as JSON."""
     project = client.create_project(project_name or src.stem)
     after = client.cursor()
@@ -42,4 +43,13 @@ def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None =
     if edits_json is not None:
         edits_json.parent.mkdir(parents=True, exist_ok=True)
         edits_json.write_text(json.dumps(cuts, indent=2) + "\n")
-    return EditResult(out, project.id, exp.id, clip.duration or 0.0, exp.duration or 0.0, cuts)
+    written = []
+    for fmt in timelines or []:
+        # The NLE should open the user's own file, not the server's copy of it.
+        content = client.timeline(project.id, fmt, media_dir=str(src.resolve().parent))
+        ext = {"premiere": "xml"}.get(fmt, fmt)
+        path = out.with_suffix(f".{ext}")
+        path.write_bytes(content)
+        written.append(path)
+    return EditResult(out, project.id, exp.id, clip.duration or 0.0, exp.duration or 0.0, cuts,
+                      written)

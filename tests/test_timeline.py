@@ -47,7 +47,9 @@ def project(fps: Fraction, audio_only: bool = False) -> list[TimelineClip]:
     ]
     if audio_only:
         clips.append(
-            TimelineClip("v", "voice.wav", ROOT / "voice.wav", 3.0, Fraction(0), None, None, 44100, 1)
+            TimelineClip(
+                "v", "voice.wav", ROOT / "voice.wav", 3.0, Fraction(0), None, None, 44100, 1
+            )
         )
     return clips
 
@@ -67,7 +69,10 @@ def url_path(url: str) -> Path:
 
 
 def expected_keeps(fps: Fraction) -> list[KeepSegment]:
-    return [KeepSegment(c, float(rational(s, fps)), float(rational(e, fps))) for c, s, e in SOURCE_FRAMES]
+    return [
+        KeepSegment(c, float(rational(s, fps)), float(rational(e, fps)))
+        for c, s, e in SOURCE_FRAMES
+    ]
 
 
 # --------------------------------------------------------------------------- snapping
@@ -98,7 +103,9 @@ def test_bad_input_is_refused_readably() -> None:
         build_timeline("x", clips, [KeepSegment("zz", 0, 1)])
     with pytest.raises(ValueError, match="nothing is kept"):
         build_timeline("x", clips, [])
-    relative = [TimelineClip("r", "r.mp4", Path("media/r.mp4"), 5.0, Fraction(30), 640, 360, None, None)]
+    relative = [
+        TimelineClip("r", "r.mp4", Path("media/r.mp4"), 5.0, Fraction(30), 640, 360, None, None)
+    ]
     with pytest.raises(ValueError, match="relative"):
         build_timeline("x", relative, [KeepSegment("r", 0, 1)])
     with pytest.raises(ValueError, match="unknown timeline format"):
@@ -163,7 +170,9 @@ def test_fcpxml_structure(fps: Fraction) -> None:
     spine = sequence.findall("./spine/asset-clip")
     assert len(spine) == 3
     names = {"a": "take one.mp4", "b": "take2.mov"}
-    for item, (clip_id, src_in, src_out), record in zip(spine, SOURCE_FRAMES, RECORD_FRAMES, strict=True):
+    for item, (clip_id, src_in, src_out), record in zip(
+        spine, SOURCE_FRAMES, RECORD_FRAMES, strict=True
+    ):
         assert assets[item.get("ref")].get("name") == names[clip_id]
         assert parse_fcpx_time(item.get("offset", "")) == rational(record, fps)
         assert parse_fcpx_time(item.get("start", "")) == rational(src_in, fps)
@@ -190,7 +199,11 @@ def test_fcpx_adapter_reads_our_fcpxml_at_30fps() -> None:
     (timeline,) = list(collection.find_children(descended_from_type=otio.schema.Timeline))
     (track,) = timeline.tracks
     got = [
-        (url_path(c.media_reference.target_url), c.source_range.start_time.value, c.source_range.end_time_exclusive().value)
+        (
+            url_path(c.media_reference.target_url),
+            c.source_range.start_time.value,
+            c.source_range.end_time_exclusive().value,
+        )
         for c in track.find_clips()
     ]
     paths = {c.clip_id: c.path for c in clips}
@@ -220,7 +233,9 @@ def test_premiere_xml_structure(fps: Fraction) -> None:
         (track,) = sequence.findall(f"./media/{kind}/track")
         items = track.findall("clipitem")
         assert len(items) == 3
-        for item, (_, src_in, src_out), record in zip(items, SOURCE_FRAMES, RECORD_FRAMES, strict=True):
+        for item, (_, src_in, src_out), record in zip(
+            items, SOURCE_FRAMES, RECORD_FRAMES, strict=True
+        ):
             assert item.find("file") is not None and item.find("file").get("id") in files
             assert int(item.findtext("in", "")) == src_in
             assert int(item.findtext("out", "")) == src_out
@@ -257,13 +272,13 @@ def test_edl_round_trip(fps: Fraction) -> None:
 
 def test_edl_drop_frame_timecode_past_a_minute() -> None:
     clips = [TimelineClip("a", "a.mp4", ROOT / "a.mp4", 600.0, NTSC, 1280, 720, 48000, 2)]
-    content, _, _ = export_timeline("DF", clips, [KeepSegment("a", 180.0, 181.0)], "edl")
+    keeps = [KeepSegment("a", 180.04, 181.0)]
+    content, _, _ = export_timeline("DF", clips, keeps, "edl")
     (event,) = [line.split() for line in content.decode().splitlines() if line[:3].isdigit()]
-    # 180 s at 29.97 is frame 5395; drop-frame skips 2 labels per minute (6 by minute 3).
-    assert event[4] == "00:03:00;01"
-    assert read_keep_segments(content, "edl", clips) == snapped_keep_segments(
-        clips, [KeepSegment("a", 180.0, 181.0)]
-    )
+    # 180.04 s at 29.97 is frame 5396; drop-frame skips labels ;00 and ;01 at minutes 1, 2, 3,
+    # so that frame is labelled 00:03:00;02 (frame 5395 is 00:02:59;29).
+    assert event[4] == "00:03:00;02"
+    assert read_keep_segments(content, "edl", clips) == snapped_keep_segments(clips, keeps)
 
 
 # --------------------------------------------------------------------------- mixed project
@@ -296,7 +311,7 @@ WORDS = {
     "a": [
         {"word": " hello", "start": 1.1, "end": 1.5},  # -> 0.1-0.5
         {"word": " world", "start": 1.6, "end": 2.0},  # -> 0.6-1.0
-        {"word": " edge", "start": 2.7, "end": 3.1},  # midpoint kept, end clamped -> 1.7-2.0
+        {"word": " edge", "start": 2.6, "end": 3.2},  # midpoint kept, end clamped -> 1.6-2.0
         {"word": " gone", "start": 3.2, "end": 3.6},  # inside the cut: dropped
         {"word": " again", "start": 3.9, "end": 4.3},  # start clamped -> 2.0-2.3
         {"word": " after", "start": 5.2, "end": 5.5},  # 0.9 s pause: new cue -> 3.2-3.5
@@ -306,7 +321,9 @@ WORDS = {
 
 
 def test_srt_cue_timing_across_cuts() -> None:
-    content, media_type, filename = export_timeline("Cut", CAPTION_CLIPS, CAPTION_KEEPS, "srt", WORDS)
+    content, media_type, filename = export_timeline(
+        "Cut", CAPTION_CLIPS, CAPTION_KEEPS, "srt", WORDS
+    )
     assert (media_type, filename) == ("application/x-subrip", "Cut.srt")
     assert content.decode() == (
         "1\n00:00:00,100 --> 00:00:02,300\nhello world edge again\n\n"
@@ -326,7 +343,10 @@ def test_vtt_cue_timing_across_cuts() -> None:
 
 def test_cues_split_at_42_chars_and_7_seconds() -> None:
     long_words = [Word("abcdefghi", i * 0.5, i * 0.5 + 0.5) for i in range(6)]
-    assert [c.text.count("abcdefghi") for c in group_cues(long_words)] == [4, 2]  # 39 chars, then 49
+    assert [c.text.count("abcdefghi") for c in group_cues(long_words)] == [
+        4,
+        2,
+    ]  # 39 chars, then 49
     steady = [Word("x", float(i), float(i + 1)) for i in range(10)]
     cues = group_cues(steady)
     assert [(c.start, c.end) for c in cues] == [(0.0, 7.0), (7.0, 10.0)]
@@ -342,3 +362,16 @@ def test_captions_need_a_transcript(fmt: str) -> None:
 def test_formats_table() -> None:
     assert set(FORMATS) == {"fcpxml", "premiere", "edl", "otio", "srt", "vtt"}
     assert FORMATS["fcpxml"][1] == "fcpxml" and FORMATS["otio"][1] == "otio"
+
+
+def test_timeline_rate_is_the_first_picture_clip_and_exact_ntsc() -> None:
+    voice = TimelineClip(
+        "v", "voice.wav", ROOT / "voice.wav", 3.0, Fraction(0), None, None, 44100, 1
+    )
+    # A probe that reports 29.97 (or its float) still gives an exact 30000/1001 timeline.
+    video = TimelineClip("a", "a.mp4", ROOT / "a.mp4", 10.0, Fraction("29.97"), 1280, 720, 48000, 2)
+    content, _, _ = export_timeline("R", [voice, video], [KeepSegment("a", 1.0, 2.0)], "fcpxml")
+    (fmt,) = ET.fromstring(content).iter("format")
+    assert fmt.get("frameDuration") == "1001/30000s"
+    edl, _, _ = export_timeline("R", [voice], [KeepSegment("v", 0.0, 1.0)], "edl")
+    assert "FCM: NON-DROP FRAME" in edl.decode()  # audio-only: 30 fps grid

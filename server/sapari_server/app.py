@@ -10,7 +10,17 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .api.routes import analysis, clips, edits, events, exports, jobs, projects, storage
+from .api.routes import (
+    analysis,
+    clips,
+    edits,
+    events,
+    exports,
+    jobs,
+    projects,
+    storage,
+    timeline,
+)
 from .db.migrate import upgrade
 from .embedded import ensure_local_user
 from .runtime import Runtime, build_runtime
@@ -45,7 +55,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 rt.close()
 
     app = FastAPI(title="sapari-nb job server", version="0.1.0", lifespan=lifespan)
-    for module in (projects, clips, analysis, edits, exports, jobs, events):
+    for module in (projects, clips, analysis, edits, exports, timeline, jobs, events):
         app.include_router(module.router)
     if settings.resolved_storage_url.startswith("file:"):
         app.include_router(storage.router)

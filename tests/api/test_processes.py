@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from sapari_nb import Client
 from sapari_server.media.generate import TalkTruth
 

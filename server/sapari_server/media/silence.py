@@ -32,6 +32,10 @@ _MARGIN_FRACTION = 0.35  # ... and this fraction of the floor-to-speech distance
 # Digital silence has no floor to speak of; nothing below this is audible in a recording,
 # so a floor estimate is clamped here and the threshold stays near real quiet.
 _LOWEST_FLOOR_DB = -70.0
+# Loud blips this short inside a quiet run do not break it: noise peaks and clicks, never a
+# syllable (those last 100 ms and more). Matters in noise, where the floor flickers by
+# several dB from one 10 ms hop to the next.
+_MAX_BLIP = 0.03
 
 
 @dataclass
@@ -116,6 +120,9 @@ def detect_silences(
         threshold = s.threshold_db
         how = ""
     quiet = levels < threshold
+    blip = max(0, int(round(_MAX_BLIP / hop)))
+    if blip:
+        quiet = _bridge_blips(quiet, blip)
     # Run boundaries: +1 where a quiet run starts, -1 where it ends.
     edges = np.diff(np.concatenate(([0], quiet.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
@@ -150,6 +157,18 @@ def detect_silences(
             )
         )
     return _merge(cuts)
+
+
+def _bridge_blips(quiet: np.ndarray, max_len: int) -> np.ndarray:
+    """Mark loud runs of at most ``max_len`` windows quiet when quiet on both sides."""
+    edges = np.diff(np.concatenate(([1], quiet.astype(np.int8), [1])))
+    loud_starts = np.flatnonzero(edges == -1)
+    loud_ends = np.flatnonzero(edges == 1)
+    out = quiet.copy()
+    for a, b in zip(loud_starts.tolist(), loud_ends.tolist(), strict=True):
+        if b - a <= max_len and a > 0 and b < quiet.size:
+            out[a:b] = True
+    return out
 
 
 def _merge(cuts: list[Cut]) -> list[Cut]:

@@ -411,6 +411,8 @@ class _PacketReader:
         def accept(frames: list[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
             nonlocal want
             for f in frames:
+                if want >= hi:
+                    return
                 if f.pts is None:
                     raise SmartUnsupported(f"{ix.path.name} decodes frames without pts")
                 k = _r._nearest((f.pts - self.origin) * tb * self.fps)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass
@@ -42,3 +44,39 @@ def keep_segments(duration: float, cuts: list[Range]) -> list[tuple[float, float
     if pos < duration:
         keeps.append((pos, duration))
     return keeps
+
+
+class ClipLike(Protocol):
+    id: str
+    duration: float | None
+    media_info: dict[str, Any] | None
+
+
+class EditLike(Protocol):
+    clip_id: str
+    start: float
+    end: float
+    kind: str
+    reason: str
+
+
+def usable_duration(clip: ClipLike) -> float:
+    # The decoded audio can run a few ms past the container's stated length (codec
+    # padding); cut within what every reader of the file agrees exists.
+    known = [d for d in (clip.duration, (clip.media_info or {}).get("duration")) if d]
+    return min(known) if known else 0.0
+
+
+def plan_keeps(clips: Sequence[ClipLike], edits: Sequence[EditLike],
+               ) -> tuple[list[dict[str, Any]], list[tuple[ClipLike, list[tuple[float, float]]]]]:
+    """The applied cuts (for the record) and each clip's keep-segments, clips in order."""
+    applied: list[dict[str, Any]] = []
+    plan: list[tuple[ClipLike, list[tuple[float, float]]]] = []
+    for clip in clips:
+        duration = usable_duration(clip)
+        cuts = clean_cuts([Range(e.start, e.end, e.kind, e.reason)
+                           for e in edits if e.clip_id == clip.id], duration)
+        applied += [{"clip_id": clip.id, "start": round(c.start, 4), "end": round(c.end, 4),
+                     "kind": c.kind, "reason": c.reason} for c in cuts]
+        plan.append((clip, keep_segments(duration, cuts)))
+    return applied, plan

@@ -14,7 +14,7 @@ from ..db.models import Clip, Edit, Export
 from ..events.log import record_event
 from ..media.render import Piece, RenderSettings, render
 from ..queue.jobs import JobContext, JobFailure
-from .cuts import Range, clean_cuts, keep_segments
+from .cuts import plan_keeps
 
 APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "proposed")}
 
@@ -41,15 +41,7 @@ def render_export(ctx: JobContext) -> None:
             Edit.status.in_(statuses))))
         ids = (exp.user_id, exp.project_id, exp.id)
 
-    applied: list[dict[str, Any]] = []
-    plan: list[tuple[Clip, list[tuple[float, float]]]] = []
-    for clip in clips:
-        duration = clip.duration or 0.0
-        cuts = clean_cuts([Range(e.start, e.end, e.kind, e.reason)
-                           for e in edits if e.clip_id == clip.id], duration)
-        applied += [{"clip_id": clip.id, "start": round(c.start, 4), "end": round(c.end, 4),
-                     "kind": c.kind, "reason": c.reason} for c in cuts]
-        plan.append((clip, keep_segments(duration, cuts)))
+    applied, plan = plan_keeps(clips, edits)
     if not any(keeps for _, keeps in plan):
         raise JobFailure("the accepted cuts remove everything: reject some edits and export again")
 

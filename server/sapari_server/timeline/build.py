@@ -101,11 +101,22 @@ class _Placed:
         return self.src_out - self.src_in
 
 
+def _normalize_rate(fps: Fraction | float) -> Fraction:
+    # Probes and JSON round trips can hand back 29.97 or 29.97002997...: NLEs need the exact
+    # NTSC rate (30000/1001) for rational time and drop-frame timecode to line up.
+    rate = Fraction(fps).limit_denominator(1001)
+    for base in (24, 30, 48, 60, 120):
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(rate - ntsc) < Fraction(1, 100):
+            return ntsc
+    return rate
+
+
 def timeline_rate(clips: Sequence[TimelineClip]) -> Fraction:
-    """The first clip's frame rate; audio-only projects use 30."""
-    for clip in clips[:1]:
-        if clip.has_video and clip.fps > 0:
-            return Fraction(clip.fps)
+    """The frame rate of the first clip with picture; 30 when every clip is audio-only."""
+    for clip in clips:
+        if clip.has_video and clip.fps and clip.fps > 0:
+            return _normalize_rate(clip.fps)
     return AUDIO_ONLY_RATE
 
 
@@ -381,7 +392,7 @@ def _fcpxml(name: str, clips: Sequence[TimelineClip], placed: Sequence[_Placed])
     """FCPXML 1.8 (Final Cut Pro 10.4+, DaVinci Resolve), written with ElementTree.
 
     otio-fcpx-xml-adapter 1.0.0 cannot write this: its frame-duration table is keyed by
-    ``int(rate)``, so 29.97 fails outright (``frameDuration`` None), its reader truncates every
+    ``int(rate)``, so writing a 29.97 timeline crashes (no format element found); its reader truncates every
     rate to an int, it probes each file with an ffprobe subprocess, repeats browser
     asset-clips, and it splits sound into gap-wrapped connected clips. Here each kept range
     is one spine asset-clip carrying picture and sound, with exact rational times.
