@@ -7,23 +7,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
-from pydantic import BaseModel
+
+from sapari_server.events.types import EventOut
 
 log = logging.getLogger(__name__)
 
 
-class Event(BaseModel):
-    id: int
-    type: str
-    user_id: str
-    project_id: str | None
-    payload: dict[str, Any]
-    created_at: datetime
+# The client reads the very model the server sends.
+Event = EventOut
 
 
 def iter_events(http: httpx.Client, *, project_id: str | None = None, after: int | None = None,

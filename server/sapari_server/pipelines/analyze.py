@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -12,7 +11,7 @@ from ..db.base import utcnow
 from ..db.models import AnalysisRun, Artifact, Clip, Edit
 from ..events.log import record_event
 from ..media.silence import SilenceSettings, detect_silences
-from ..queue.jobs import JobContext, JobFailure
+from ..queue.jobs import JobContext, JobFailure, fail_target
 from .cuts import Range, clean_cuts
 from .dag import Step, StepContext, run_dag
 
@@ -141,10 +140,4 @@ def write_edits(ctx: JobContext, cuts: dict[str, list[Range]]) -> None:
     rt.bus.notify(ctx.user_id)
 
 
-def analyze_failed(s: Any, ctx: JobContext, reason: str) -> None:
-    run = s.get(AnalysisRun, ctx.target_id)
-    if run is not None:
-        run.status = "failed"
-        run.error = reason
-    record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type="AnalysisFailed",
-                 payload={"analysis_id": ctx.target_id, "job_id": ctx.job_id, "error": reason})
+analyze_failed = fail_target(AnalysisRun, "AnalysisFailed", "analysis_id")

@@ -16,7 +16,7 @@ from ..events.log import record_event
 from ..media.audio import AudioAnalysis, analyze_audio
 from ..media.errors import MediaError
 from ..media.probe import MediaInfo, probe
-from ..queue.jobs import JobContext, JobFailure
+from ..queue.jobs import JobContext, JobFailure, fail_target
 from .dag import Step, StepContext, run_dag
 
 HOP = 0.01
@@ -113,10 +113,4 @@ def process_clip(ctx: JobContext) -> None:
     rt.bus.notify(ctx.user_id)
 
 
-def process_clip_failed(s: Any, ctx: JobContext, reason: str) -> None:
-    clip = s.get(Clip, ctx.target_id)
-    if clip is not None:
-        clip.status = "failed"
-        clip.error = reason
-    record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type="ClipFailed",
-                 payload={"clip_id": ctx.target_id, "job_id": ctx.job_id, "error": reason})
+process_clip_failed = fail_target(Clip, "ClipFailed", "clip_id")

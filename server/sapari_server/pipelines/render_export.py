@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -13,7 +12,7 @@ from .. import keys
 from ..db.models import Clip, Edit, Export
 from ..events.log import record_event
 from ..media.render import Piece, RenderSettings, render
-from ..queue.jobs import JobContext, JobFailure
+from ..queue.jobs import JobContext, JobFailure, fail_target
 from .cuts import plan_keeps
 
 APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "proposed")}
@@ -81,10 +80,4 @@ def render_export(ctx: JobContext) -> None:
     rt.bus.notify(ctx.user_id)
 
 
-def export_failed(s: Any, ctx: JobContext, reason: str) -> None:
-    exp = s.get(Export, ctx.target_id)
-    if exp is not None:
-        exp.status = "failed"
-        exp.error = reason
-    record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type="ExportFailed",
-                 payload={"export_id": ctx.target_id, "job_id": ctx.job_id, "error": reason})
+export_failed = fail_target(Export, "ExportFailed", "export_id")

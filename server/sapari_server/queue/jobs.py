@@ -110,6 +110,20 @@ Handler = Callable[[JobContext], dict[str, Any] | None]
 FailHook = Callable[[Any, JobContext, str], None]
 
 
+def fail_target(model: Any, event_type: str, id_key: str) -> FailHook:
+    """The usual FailHook: the job's target row becomes ``failed`` with the reason, plus an event."""
+
+    def hook(s: Any, ctx: JobContext, reason: str) -> None:
+        row = s.get(model, ctx.target_id)
+        if row is not None:
+            row.status = "failed"
+            row.error = reason
+        record_event(s, user_id=ctx.user_id, project_id=ctx.project_id, type=event_type,
+                     payload={id_key: ctx.target_id, "job_id": ctx.job_id, "error": reason})
+
+    return hook
+
+
 def run_job(rt: Runtime, job_id: str, handler: Handler, on_fail: FailHook) -> None:
     job = claim(rt, job_id)
     if job is None:
