@@ -9,6 +9,18 @@ import tempfile
 from pathlib import Path
 
 
+def _threshold(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a dBFS number nor 'auto'") from None
+    if not -100 <= value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} dBFS is outside -100..0")
+    return value
+
+
 def _cmd_edit(args: argparse.Namespace) -> int:
     from .client import Client
     from .connect import embedded_server
@@ -29,6 +41,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.output)
     analysis = {k: v for k, v in {"silence_threshold_db": args.threshold_db,
+                                  "silence_method": args.method,
                                   "min_silence": args.min_silence,
                                   "padding": args.padding}.items() if v is not None}
     export = {"crf": args.crf, "preset": args.preset}
@@ -116,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the cut as an NLE timeline or captions beside OUTPUT "
                         "(fcpxml, premiere, edl, otio, srt, vtt; repeatable)")
     e.add_argument("--sample", action="store_true", help="edit the bundled sample talk")
-    e.add_argument("--threshold-db", type=float, help="silence threshold in dBFS (default -40)")
+    e.add_argument("--method", choices=["vad", "loudness"],
+                   help="how pauses are found: voice activity (default) or loudness only")
+    e.add_argument("--threshold-db", type=_threshold,
+                   help="loudness threshold in dBFS, or 'auto' (default: from the noise floor)")
     e.add_argument("--min-silence", type=float, help="shortest pause cut, seconds (default 0.5)")
     e.add_argument("--padding", type=float, help="speech kept around each cut, s (default 0.1)")
     e.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")

@@ -144,7 +144,7 @@ class Client:
 
     # -- analysis and review -------------------------------------------------------------
     def analyze(self, project_id: str, *, priority: str = "interactive",
-                **settings: float) -> AnalysisOut:
+                **settings: Any) -> AnalysisOut:
         return AnalysisOut.model_validate(self._req(
             "POST", f"/projects/{project_id}/analyze", json={"priority": priority, **settings}))
 

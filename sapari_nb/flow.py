@@ -22,7 +22,7 @@ class EditResult:
 
 
 def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None = None,
-              analysis: dict[str, float] | None = None,
+              analysis: dict[str, Any] | None = None,
               export: dict[str, Any] | None = None, project_name: str | None = None,
               priority: str = "interactive", timelines: list[str] | None = None) -> EditResult:
     """Cut the silences out of ``src`` into ``out``; optionally write the applied cuts as JSON."""

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     openai_max_retries: int = 4
 
     # Analysis defaults (each can be overridden per analysis run).
-    silence_threshold_db: float = -40.0
+    # "vad": Silero voice activity, cut only where the loudness floor agrees;
+    # "loudness": level threshold only. "auto" threshold: from the room's noise floor.
+    silence_method: Literal["vad", "loudness"] = "vad"
+    silence_threshold_db: float | Literal["auto"] = "auto"
     min_silence: float = 0.5
     padding: float = 0.1
 

@@ -114,3 +114,25 @@ def test_cli_sample_quickstart(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads((tmp_path / "s.json").read_text())) >= 3
+
+
+def test_noisy_room_pauses_found_through_the_api(client: Client, tmp_path: Path) -> None:
+    """Pink noise at -32 dBFS plus 50 Hz hum: the default (VAD + adaptive floor) still cuts."""
+    from sapari_server.media.generate import generate_talk
+
+    src = tmp_path / "noisy.mp4"
+    pauses = [0.8, 1.2, 0.75, 1.6, 0.9, 2.0, 1.0, 0.3]
+    truth = generate_talk(src, pauses=pauses, seed=11, voice="formant", noise_db=-32,
+                          noise_color="pink", hum_db=-30)
+    project = client.create_project("noisy")
+    after = client.cursor()
+    client.wait_clip(client.upload(project.id, src), after=after)
+    client.wait_analysis(client.analyze(project.id), after=after)
+    edits = client.edits(project.id)
+    long_pauses = [p for p in truth.pauses if p[1] - p[0] >= 0.75]
+    found = [p for p in long_pauses
+             if any(e.start < p[1] and e.end > p[0] for e in edits)]
+    assert len(found) / len(long_pauses) >= 0.95
+    for e in edits:
+        for s, t in truth.speech:
+            assert e.end <= s + 0.02 or e.start >= t - 0.02, f"{e} reaches into speech"

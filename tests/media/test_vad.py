@@ -93,10 +93,12 @@ def test_noisy_rooms_default_method(noisy: list[Talk]) -> None:
         cuts = detect_pauses(t.analysis, t.wav, settings=s)
         assert_no_speech_cut(cuts, t.truth)
         for c in cuts:
-            # Padding is kept next to speech on both sides of every cut.
+            # Padding (less one 10 ms level hop of edge refinement) is kept next to speech.
             for s0, s1 in t.truth.speech:
                 if c.end <= s0:
-                    assert s0 - c.end >= s.padding - 0.04 or c.end >= t.truth.duration
+                    assert s0 - c.end >= s.padding - 0.011, (c, s0)
+                if c.start >= s1:
+                    assert c.start - s1 >= s.padding - 0.011, (c, s1)
         all_cuts.append(cuts)
     assert recall(all_cuts, noisy, s.padding) >= 0.95
 
@@ -146,9 +148,11 @@ def test_falls_back_to_loudness_without_model(
     t = noisy[0]
     with caplog.at_level(logging.WARNING):
         cuts = detect_pauses(t.analysis, t.wav)
-    assert "falling back" in caplog.text or "loudness instead" in caplog.text
+    assert "loudness instead" in caplog.text
     assert cuts and all("auto" in c.reason and "dBFS" in c.reason for c in cuts)
     assert_no_speech_cut(cuts, t.truth)
+    # Plain levels (hum included) and no WAV: loudness with auto threshold still cuts.
     with caplog.at_level(logging.WARNING):
-        assert detect_pauses(t.analysis.levels_db, None, t.analysis.duration,
-                             hop=t.analysis.hop)
+        plain = detect_pauses(t.analysis.levels_db, None, t.analysis.duration, hop=t.analysis.hop)
+    assert len(plain) >= 7
+    assert_no_speech_cut(plain, t.truth)

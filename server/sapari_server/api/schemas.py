@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -77,7 +77,8 @@ class ArtifactOut(Out):
 
 
 class AnalyzeRequest(BaseModel):
-    silence_threshold_db: float | None = Field(default=None, ge=-100, le=0)
+    silence_method: Literal["vad", "loudness"] | None = None
+    silence_threshold_db: Annotated[float, Field(ge=-100, le=0)] | Literal["auto"] | None = None
     min_silence: float | None = Field(default=None, ge=0.05, le=60)
     padding: float | None = Field(default=None, ge=0, le=5)
     priority: Priority = "interactive"

@@ -45,6 +45,9 @@ class SilenceSettings:
     min_silence: float = 0.5  # shortest pause (before padding) worth cutting, seconds
     padding: float = 0.1  # quiet kept next to speech on each side of a cut, seconds
     method: Literal["vad", "loudness"] = "vad"  # used by detect_pauses
+    # VAD cuts only where the adaptive loudness floor agrees it is quiet (see
+    # guard_with_loudness); False trusts the VAD alone.
+    vad_guard: bool = True
     vad_onset: float = 0.5  # speech starts where the VAD probability reaches this ...
     vad_offset: float = 0.35  # ... and lasts until it drops below this (hysteresis)
 
@@ -245,6 +248,34 @@ def detect_pauses(
         log.warning("VAD unavailable (%s): detecting pauses by loudness instead", why)
         fallback = dataclasses.replace(s, method="loudness", threshold_db=None)
         return detect_silences(level_arr, hop, duration, fallback)
-    return vad.detect_silences_vad(
+    heard = vad.detect_silences_vad(
         probs, vad.WINDOW_S, duration, s, levels_db=level_arr, hop=hop
     )
+    if not s.vad_guard:
+        return heard
+    quiet = detect_silences(level_arr, hop, duration, dataclasses.replace(s, threshold_db=None))
+    return guard_with_loudness(heard, quiet, min_length=max(2 * hop, 0.1))
+
+
+def guard_with_loudness(heard: list[Cut], quiet: list[Cut], min_length: float) -> list[Cut]:
+    """Keep only the parts of VAD's cuts where the loudness floor agrees it is quiet.
+
+    Silero hears only speech: music, laughter or an unusual voice read as "no speech", and
+    cutting them would destroy the recording. Sustained sound well above the room's noise
+    floor is never cut, whatever the VAD says.
+    """
+    out: list[Cut] = []
+    j = 0
+    for c in heard:
+        while j < len(quiet) and quiet[j].end <= c.start:
+            j += 1
+        k = j
+        while k < len(quiet) and quiet[k].start < c.end:
+            start, end = max(c.start, quiet[k].start), min(c.end, quiet[k].end)
+            if end - start >= min_length:
+                q = quiet[k]
+                reason = f"no speech for {end - start:.2f} s (VAD) and quiet: {q.reason}"
+                out.append(dataclasses.replace(c, start=start, end=end, reason=reason,
+                                               level_db=q.level_db))
+            k += 1
+    return out

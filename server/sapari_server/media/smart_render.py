@@ -161,6 +161,7 @@ class _VideoParams:
     pix_fmt: str
     fps: Fraction | None
     extradata: bytes
+    interlaced: bool
 
 
 def _video_params(path: Path) -> _VideoParams | None:
@@ -176,6 +177,8 @@ def _video_params(path: Path) -> _VideoParams | None:
             pix_fmt=cc.pix_fmt or "",
             fps=_r._frame_rate(v),
             extradata=bytes(cc.extradata or b""),
+            # AVFieldOrder: 0 unknown, 1 progressive, 2+ some field order
+            interlaced=int(cc.field_order or 0) > 1,
         )
 
 
@@ -205,6 +208,8 @@ def smart_blocker(pieces: list[_r.Piece], settings: _r.RenderSettings) -> str | 
             return f"{path.name} is {params.codec}, not H.264"
         if params.pix_fmt not in SMART_PIX_FMTS:
             return f"{path.name} is {params.pix_fmt} (smart render handles 8-bit 4:2:0)"
+        if params.interlaced:
+            return f"{path.name} is interlaced (re-encoded edges would be progressive)"
         if params.width % 2 or params.height % 2:
             return f"{path.name} has an odd size"
         if first is None:

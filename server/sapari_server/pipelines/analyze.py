@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -10,9 +12,9 @@ from sqlalchemy import select
 from ..db.base import utcnow
 from ..db.models import AnalysisRun, Artifact, Clip, Edit
 from ..events.log import record_event
-from ..media.silence import SilenceSettings, detect_silences
+from ..media.silence import SilenceSettings, detect_pauses
 from ..queue.jobs import JobContext, JobFailure, fail_target
-from .cuts import Range, clean_cuts
+from .cuts import Range, clean_cuts, usable_duration
 from .dag import Step, StepContext, run_dag
 
 
@@ -22,6 +24,7 @@ class ClipLevels:
     duration: float
     hop: float
     levels_db: np.ndarray
+    wav16k: Path | None
 
 
 class LoadLevels(Step):
@@ -30,10 +33,13 @@ class LoadLevels(Step):
 
     def execute(self, ctx: StepContext) -> list[ClipLevels]:
         storage = ctx.inputs["storage"]
+        stack: ExitStack = ctx.inputs["stack"]
         out = []
-        for clip_id, duration, key, hop in ctx.inputs["clips"]:
+        for clip_id, duration, key, hop, wav_key in ctx.inputs["clips"]:
             with storage.local_path(key) as p:
-                out.append(ClipLevels(clip_id, duration, hop, np.load(p)))
+                levels = np.load(p)
+            wav = stack.enter_context(storage.local_path(wav_key)) if wav_key else None
+            out.append(ClipLevels(clip_id, duration, hop, levels, wav))
         return out
 
 
@@ -47,7 +53,7 @@ class DetectSilences(Step):
         found: dict[str, list[Range]] = {}
         clips: list[ClipLevels] = ctx.need("load_audio")
         for i, c in enumerate(clips):
-            cuts = detect_silences(c.levels_db, c.hop, c.duration, settings)
+            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, settings, hop=c.hop)
             found[c.clip_id] = [
                 Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
                 for x in cuts
@@ -91,22 +97,26 @@ def analyze_project(ctx: JobContext) -> None:
                 "or remove clips that failed, then analyze again")
         inputs_clips = []
         for c in clips:
-            art = s.scalars(select(Artifact).where(
-                Artifact.clip_id == c.id, Artifact.kind == "levels",
-                Artifact.is_deleted.is_(False))).first()
-            if art is None:
+            arts = {a.kind: a for a in s.scalars(select(Artifact).where(
+                Artifact.clip_id == c.id, Artifact.is_deleted.is_(False)))}
+            if "levels" not in arts:
                 raise JobFailure(f"clip {c.filename} has no audio levels: process it again")
-            inputs_clips.append((c.id, c.duration or 0.0, art.object_key, art.meta["hop"]))
+            wav = arts.get("audio")
+            inputs_clips.append((c.id, usable_duration(c), arts["levels"].object_key,
+                                 arts["levels"].meta["hop"], wav.object_key if wav else None))
+    threshold = s_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db)
     silence = SilenceSettings(
-        threshold_db=s_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db),
+        method=s_cfg.get("silence_method", rt.settings.silence_method),
+        threshold_db=None if threshold == "auto" else float(threshold),
         min_silence=s_cfg.get("min_silence", rt.settings.min_silence),
         padding=s_cfg.get("padding", rt.settings.padding),
     )
-    results = run_dag(
-        [LoadLevels(), DetectSilences(), Validate()],
-        {"clips": inputs_clips, "storage": rt.storage, "silence": silence},
-        progress=lambda f, step: ctx.progress(f, step),
-    )
+    with ExitStack() as stack:
+        results = run_dag(
+            [LoadLevels(), DetectSilences(), Validate()],
+            {"clips": inputs_clips, "storage": rt.storage, "silence": silence, "stack": stack},
+            progress=lambda f, step: ctx.progress(f, step),
+        )
     cuts: dict[str, list[Range]] = results["validate"]
     write_edits(ctx, cuts)
 

@@ -58,11 +58,15 @@ class StoreArtifacts(Step):
     def execute(self, ctx: StepContext) -> list[dict[str, Any]]:
         analysis: AudioAnalysis = ctx.need("audio")
         work: Path = ctx.inputs["workdir"]
-        np.save(work / "levels.npy", analysis.levels_db.astype(np.float32))
+        # Analysis reads the hum-rejected levels where the decoder made them.
+        levels = analysis.levels_dehum_db
+        np.save(work / "levels.npy",
+                (analysis.levels_db if levels is None else levels).astype(np.float32))
         (work / "peaks.i16").write_bytes(np.ascontiguousarray(analysis.peaks, "<i2").tobytes())
         made = []
         for kind, name, meta in (
-            ("levels", "levels.npy", {"hop": analysis.hop, "unit": "dBFS"}),
+            ("levels", "levels.npy", {"hop": analysis.hop, "unit": "dBFS",
+                                      "dehum": analysis.levels_dehum_db is not None}),
             ("peaks", "peaks.i16", {"per_second": analysis.peaks_per_second,
                                     "layout": "int16 min,max pairs"}),
             ("audio", "audio16k.wav", {"sample_rate": 16000, "channels": 1}),

@@ -1,0 +1,207 @@
+"""What every speech backend returns, and the audio helpers they share.
+
+A ``Transcriber`` reads the 16 kHz mono 16-bit WAV that processing writes per clip
+(``audio16k.wav``) and returns a ``Transcript``: words with start, end (seconds from the
+start of that WAV) and a probability. ``refine_word_bounds`` moves word edges to where the
+audio says speech starts and stops, because Whisper's word ends run long into the pauses.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word; times in seconds from the start of the audio."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass
+class Transcript:
+    words: list[Word]
+    language: str | None
+    backend: str
+    duration: float
+    # Backend-specific facts worth keeping (model name, pieces uploaded, ...).
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+            for w in self.words
+        ]
+
+    @classmethod
+    def from_json(
+        cls,
+        words: list[dict[str, Any]],
+        *,
+        language: str | None = None,
+        backend: str = "stored",
+        duration: float | None = None,
+    ) -> Transcript:
+        parsed = [
+            Word(
+                word=str(w["word"]),
+                start=float(w["start"]),
+                end=float(w["end"]),
+                probability=float(w.get("probability", 1.0)),
+            )
+            for w in words
+        ]
+        if duration is None:
+            duration = max((w.end for w in parsed), default=0.0)
+        return cls(words=parsed, language=language, backend=backend, duration=duration)
+
+
+class TranscriptionError(Exception):
+    """Transcription failed; the message says what went wrong and what to do about it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(
+        self,
+        wav16k: Path,
+        *,
+        duration: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Transcript: ...
+
+
+# --- audio helpers shared by the backends ------------------------------------------------
+
+
+def read_wav16k(path: Path) -> np.ndarray:
+    """The samples of a 16 kHz mono 16-bit WAV as float32 in [-1, 1)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            fmt = (w.getframerate(), w.getnchannels(), w.getsampwidth())
+            if fmt != (SAMPLE_RATE, 1, 2):
+                raise TranscriptionError(
+                    f"{path.name} is {fmt[0]} Hz, {fmt[1]} channel(s), {8 * fmt[2]}-bit; "
+                    "transcription needs the 16 kHz mono 16-bit WAV that processing writes "
+                    "(process the clip again)."
+                )
+            raw = w.readframes(w.getnframes())
+    except FileNotFoundError as exc:
+        raise TranscriptionError(
+            f"{path} does not exist: process the clip before transcribing it."
+        ) from exc
+    except (wave.Error, EOFError) as exc:
+        raise TranscriptionError(
+            f"{path.name} is not a readable WAV file ({exc}); process the clip again."
+        ) from exc
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1 / 32768)
+
+
+# Energy analysis for word edges: 10 ms hops, 20 ms windows.
+_HOP = 160
+_EDGE_PAD = 0.02  # kept past the last loud frame: release of the final consonant
+_MAX_TRIM = 1.0  # never move a word edge inward by more than this (a misread, not a tail)
+_MAX_EXTEND = 0.15  # edges may grow outward this far when speech continues past them
+_MIN_WORD = 0.05
+
+
+def frame_energy_db(samples: np.ndarray) -> np.ndarray:
+    """Short-time energy in dBFS, one value per 10 ms hop (20 ms window centred on it)."""
+    n = samples.size // _HOP
+    if n == 0:
+        return np.zeros(0, np.float32)
+    power = np.square(samples[: n * _HOP].astype(np.float64)).reshape(n, _HOP).mean(axis=1)
+    # Average each hop with its successor: a 20 ms window.
+    win = power.copy()
+    win[:-1] = 0.5 * (power[:-1] + power[1:])
+    return (10 * np.log10(win + 1e-12)).astype(np.float32)
+
+
+def speech_threshold_db(energy_db: np.ndarray) -> float:
+    """A level splitting speech from pause, relative to this recording's floor and peaks."""
+    if energy_db.size == 0:
+        return -60.0
+    floor = float(np.percentile(energy_db, 10))
+    loud = float(np.percentile(energy_db, 95))
+    # 35 dB under the loud vowels keeps weak fricatives and releases; 10 dB above the
+    # room floor keeps noise and hum out. On a noisy recording the floor rule wins.
+    return max(loud - 35.0, floor + 10.0, -70.0)
+
+
+def refine_word_bounds(
+    words: Sequence[Word],
+    samples: np.ndarray,
+    *,
+    max_trim: float = _MAX_TRIM,
+    max_extend: float = _MAX_EXTEND,
+) -> list[Word]:
+    """Snap word edges to the audio: cut tails that run into silence, grow clipped edges.
+
+    Whisper's word times come from attention alignment, so a word before a pause often ends
+    hundreds of milliseconds into the pause and the word after it may start inside the pause.
+    Inside each word's span we keep only the stretch from its first to its last loud frame
+    (plus a short release pad); a word whose span holds no loud frame is left alone (we do not
+    know where it is). Edges never cross a neighbour and never move more than ``max_trim``.
+    """
+    energy = frame_energy_db(samples)
+    if energy.size == 0 or not words:
+        return list(words)
+    loud = energy >= speech_threshold_db(energy)
+    hop_s = _HOP / SAMPLE_RATE
+    n = loud.size
+    out: list[Word] = []
+    for i, w in enumerate(words):
+        lo = max(0, int(w.start / hop_s))
+        hi = min(n, int(np.ceil(w.end / hop_s)))
+        idx = np.flatnonzero(loud[lo:hi]) if hi > lo else np.zeros(0, np.int64)
+        if idx.size == 0:
+            out.append(w)
+            continue
+        first, last = lo + int(idx[0]), lo + int(idx[-1])
+        start = max(w.start, first * hop_s - _EDGE_PAD / 2)
+        end = min(w.end, (last + 1) * hop_s + _EDGE_PAD)
+        prev_end = out[-1].end if out else 0.0
+        next_start = words[i + 1].start if i + 1 < len(words) else n * hop_s
+        # Speech that carries on past an edge: the alignment clipped the word; grow it.
+        if first == lo:
+            k = first
+            while k > 0 and loud[k - 1] and (first - k + 1) * hop_s <= max_extend:
+                k -= 1
+            start = min(start, max(k * hop_s, prev_end))
+        if last == hi - 1:
+            k = last
+            while k + 1 < n and loud[k + 1] and (k + 1 - last) * hop_s <= max_extend:
+                k += 1
+            end = max(end, min((k + 1) * hop_s, next_start))
+        start = max(start, w.start - max_extend, prev_end)
+        start = min(start, w.start + max_trim)
+        end = max(end, w.end - max_trim, start + _MIN_WORD)
+        end = min(end, max(w.end + max_extend, start + _MIN_WORD))
+        out.append(Word(w.word, round(start, 3), round(end, 3), w.probability))
+    return out
