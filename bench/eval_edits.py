@@ -4,9 +4,10 @@
 
 Generates espeak-ng talks (voices en-us, en-gb, en+f3; speeds 140-190; some with noise)
 whose false starts, sentences and pauses are known to the sample, and prints per detector
-setup: precision and recall of false starts (a finding and a truth span match when they
-overlap by half of the shorter... of the one being judged), and "speech damaged", the
-seconds of kept sentences (truth) that any finding would remove.
+setup: precision and recall of false starts (a truth false start is found when a finding
+covers half of it; a finding is right when half of it lies in a truth false start; a
+finding on a filler Whisper dropped is counted apart, as "dropped fillers"), and "speech
+damaged", the seconds of kept sentences (truth) that any finding would remove.
 
 Setups:
 - truth words: the heuristic on words built from the script and truth timing (an ideal
@@ -50,6 +51,7 @@ class Score:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    fillers_as_fs: int = 0  # unworded speech findings that were dropped fillers
     damaged: float = 0.0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -59,7 +61,7 @@ class Score:
         r = self.tp / max(1, self.tp + self.fn)
         return (
             f"{name:<44} precision {p:5.2f}  recall {r:5.2f}  (tp {self.tp}, fp {self.fp}, "
-            f"fn {self.fn})  speech damaged {self.damaged:5.2f} s  [{self.seconds:.1f} s]"
+            f"fn {self.fn}, dropped fillers {self.fillers_as_fs})  speech damaged {self.damaged:5.2f} s  [{self.seconds:.1f} s]"
         )
 
 
@@ -75,7 +77,12 @@ def score(truth: SpokenTruth, found: list[TakeFinding], into: Score) -> None:
         else:
             into.fn += 1
     for s in spans:
-        if not any(overlap(s, t) >= 0.5 * (s[1] - s[0]) for t in truth.false_starts):
+        if any(overlap(s, t) >= 0.5 * (s[1] - s[0]) for t in truth.false_starts):
+            continue
+        # A filler Whisper dropped shows up as unworded speech: a right cut, wrong kind.
+        if any(overlap(s, t) >= 0.5 * (s[1] - s[0]) for t in truth.fillers):
+            into.fillers_as_fs += 1
+        else:
             into.fp += 1
     into.damaged += sum(overlap((f.start, f.end), s) for f in found for s in truth.sentences)
 

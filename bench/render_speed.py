@@ -29,7 +29,9 @@ from sapari_server.media.generate import generate_talk  # noqa: E402
 from sapari_server.media.render import Piece, RenderResult, RenderSettings, render  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-TALK = CACHE / "render_talk_10min_720p30.mp4"
+# A keyframe every 2 s, as cameras and OBS record; smart render copies whole GOPs.
+GOP = 60
+TALK = CACHE / f"render_talk_10min_720p30_gop{GOP}.mp4"
 PAUSES = 40
 MINUTES = 10
 
@@ -55,6 +57,7 @@ def talk() -> list[Piece]:
             fps=30,
             crf=23,
             preset="veryfast",
+            gop=GOP,
         )
         tmp.rename(TALK)
         truth_file.write_text(json.dumps({"duration": truth.duration, "speech": truth.speech}))

@@ -16,9 +16,17 @@ from sapari_server.media.render import (
     Piece,
     RenderResult,
     RenderSettings,
-    render,
     snap_pieces,
 )
+from sapari_server.media.render import render as _render
+
+
+def render(pieces: list[Piece], out: Path, settings: RenderSettings | None = None,
+           progress=None) -> RenderResult:  # noqa: ANN001
+    """These tests pin the exact (decode, cut, re-encode) path; smart has its own tests."""
+    settings = settings or RenderSettings()
+    settings.mode = "exact"
+    return _render(pieces, out, settings, progress)
 
 try:  # the helper sits beside this file; works whether or not tests/ is a package
     from ._render_media import (

@@ -185,9 +185,21 @@ def test_refine_trims_tail_into_silence() -> None:
     # where the sound does.
     rng = np.random.default_rng(0)
     audio = np.concatenate([0.2 * rng.standard_normal(SAMPLE_RATE), np.zeros(SAMPLE_RATE)]).astype(np.float32)
-    (w,) = refine_word_bounds([Word("hello", 0.3, 1.6)], audio)
-    assert w.start == pytest.approx(0.3, abs=0.02)
-    assert w.end == pytest.approx(1.0, abs=0.04)
+    (w,) = refine_word_bounds([Word("hello", 0.0, 1.6)], audio)
+    assert w.start == 0.0
+    assert w.end == pytest.approx(1.0, abs=0.03)
+    # A word that starts inside the silence starts where the sound comes back.
+    (v,) = refine_word_bounds([Word("late", 0.5, 1.3)], audio[::-1].copy())
+    assert v.start == pytest.approx(1.0, abs=0.03) and v.end == pytest.approx(1.8, abs=0.011)
+    # Edges clipped inside continuous sound grow (at most 0.5 s, never into a neighbour).
+    a, b = refine_word_bounds([Word("one", 0.2, 0.4), Word("two", 0.45, 0.6)], audio)
+    assert (a.start, a.end, b.start, b.end) == pytest.approx((0.0, 0.45, 0.45, 1.0), abs=0.011)
+    # A span holding two sounds split by a pause keeps the bigger one: a last word whose end
+    # swallowed the next sentence's onset ends where its own sound does.
+    two = audio.copy()
+    two[int(0.3 * SAMPLE_RATE) : int(0.8 * SAMPLE_RATE)] = 0
+    (c,) = refine_word_bounds([Word("ends", 0.0, 0.85)], two)
+    assert c.end == pytest.approx(0.3, abs=0.03)
     # A word alone in silence is left where Whisper put it.
     (q,) = refine_word_bounds([Word("ghost", 1.2, 1.5)], audio)
     assert (q.start, q.end) == (1.2, 1.5)

@@ -344,6 +344,7 @@ def generate_talk(
     tail_silence: float = 0.0,
     crf: int = 30,
     preset: str = "ultrafast",
+    gop: int | None = None,
     audio_bitrate: int = 96_000,
     faststart: bool = False,
 ) -> TalkTruth:
@@ -378,6 +379,9 @@ def generate_talk(
             vstream.width, vstream.height = width, height
             vstream.pix_fmt = "yuv420p"
             vstream.options = {"crf": str(crf), "preset": preset}
+            if gop is not None:
+                # Cameras and OBS put a keyframe every 1-2 s; x264's default is 250 frames.
+                vstream.options["g"] = str(gop)
             vstream.codec_context.time_base = 1 / rate
         if audio:
             layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"

@@ -292,8 +292,9 @@ def make_proxy(
 ) -> ProxyInfo:
     """Write a low-resolution, seek-friendly MP4 of ``src`` to ``out``; return what it holds.
 
-    ``preset``/``tune`` default to the cheapest x264 settings measured here (zerolatency
-    drops the lookahead: ~10 % less CPU, same size). A source without video gets an
+    ``preset``/``tune`` default to the cheapest x264 settings measured here: ultrafast
+    costs ~25 % less CPU than superfast for a ~20 % bigger file; with ultrafast, zerolatency
+    (sliced threads, no lookahead) measured within noise of no tune, same size. A source without video gets an
     audio-only MP4 (the timeline still needs something small to play); one without audio
     gets a video-only one. Raises MediaError for unreadable input.
     """

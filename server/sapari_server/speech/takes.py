@@ -155,7 +155,7 @@ def unworded_speech(
     voiced: Sequence[tuple[float, float]],
     pauses: Sequence[tuple[float, float]] | None = None,
     *,
-    min_speech: float = 0.2,
+    min_speech: float = 0.3,
     min_pause: float = 0.2,
 ) -> list[TakeFinding]:
     """Speech the VAD heard that no word covers, right before a sentence, then a pause.
@@ -189,6 +189,10 @@ def unworded_speech(
         nxt = next((i for i, w in enumerate(words) if (w.start + w.end) / 2 >= b), None)
         if nxt is None:
             continue  # speech after the last word: a trailing noise, not a false start
+        # The next word must start clearly after the region (else the region is that word,
+        # misaligned by Whisper), and must not be a filler (a mistimed "um" is cut anyway).
+        if words[nxt].start < b + min_pause / 2 or is_filler(words[nxt].word):
+            continue
         next_region = regions[k + 1][0] if k + 1 < len(regions) else math.inf
         gap = next_region - b
         listed = any(p0 <= b + 0.05 and p1 - max(p0, b) >= min_pause for p0, p1 in pauses or [])

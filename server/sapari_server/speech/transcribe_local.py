@@ -7,7 +7,6 @@ CTranslate2 Whisper folder. Models are loaded once per process and shared.
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -163,7 +162,3 @@ class LocalTranscriber:
 def warm_up(model_dir: str | Path | None = None, cpu_threads: int = 2) -> None:
     """Load the model now (e.g. at worker start) so the first clip does not pay for it."""
     LocalTranscriber(model_dir, cpu_threads=cpu_threads).model  # noqa: B018
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -127,8 +127,12 @@ def read_wav16k(path: Path) -> np.ndarray:
 _HOP = 160
 _EDGE_PAD = 0.02  # kept past the last loud frame: release of the final consonant
 _MAX_TRIM = 1.0  # never move a word edge inward by more than this (a misread, not a tail)
-_MAX_EXTEND = 0.15  # edges may grow outward this far when speech continues past them
+_MAX_EXTEND = 0.5  # edges may grow outward this far when speech continues past them
 _MIN_WORD = 0.05
+# A quiet stretch this long inside a word's span is a pause, not a stop closure: the span
+# covers two sounds and the word is the bigger one (Whisper ends that swallow the next onset).
+_SPLIT_GAP = 0.2
+_BRIDGE = 0.06  # closures bridged when growing an edge through continuous speech
 
 
 def frame_energy_db(samples: np.ndarray) -> np.ndarray:
@@ -166,8 +170,10 @@ def refine_word_bounds(
     Whisper's word times come from attention alignment, so a word before a pause often ends
     hundreds of milliseconds into the pause and the word after it may start inside the pause.
     Inside each word's span we keep only the stretch from its first to its last loud frame
-    (plus a short release pad); a word whose span holds no loud frame is left alone (we do not
-    know where it is). Edges never cross a neighbour and never move more than ``max_trim``.
+    (plus a short release pad; of two sounds split by a pause, the bigger); a word whose span
+    holds no loud frame is left alone (we do not know where it is). An edge inside continuous
+    sound grows up to ``max_extend``. Edges never cross a neighbour and never move inward
+    more than ``max_trim``.
     """
     energy = frame_energy_db(samples)
     if energy.size == 0 or not words:
@@ -179,29 +185,53 @@ def refine_word_bounds(
     for i, w in enumerate(words):
         lo = max(0, int(w.start / hop_s))
         hi = min(n, int(np.ceil(w.end / hop_s)))
-        idx = np.flatnonzero(loud[lo:hi]) if hi > lo else np.zeros(0, np.int64)
-        if idx.size == 0:
+        island = _main_island(loud[lo:hi])
+        if island is None:
             out.append(w)
             continue
-        first, last = lo + int(idx[0]), lo + int(idx[-1])
+        first, last = lo + island[0], lo + island[1]
         start = max(w.start, first * hop_s - _EDGE_PAD / 2)
         end = min(w.end, (last + 1) * hop_s + _EDGE_PAD)
         prev_end = out[-1].end if out else 0.0
         next_start = words[i + 1].start if i + 1 < len(words) else n * hop_s
-        # Speech that carries on past an edge: the alignment clipped the word; grow it.
+        # Speech that carries on past an edge (short closures bridged): the alignment clipped
+        # the word or drifted late; grow it, but never over a pause, which may hold a false
+        # start Whisper dropped (take detection wants to see that uncovered speech).
         if first == lo:
-            k = first
-            while k > 0 and loud[k - 1] and (first - k + 1) * hop_s <= max_extend:
-                k -= 1
-            start = min(start, max(k * hop_s, prev_end))
+            start = min(start, max(_walk(loud, first, -1, max_extend) * hop_s, prev_end))
         if last == hi - 1:
-            k = last
-            while k + 1 < n and loud[k + 1] and (k + 1 - last) * hop_s <= max_extend:
-                k += 1
-            end = max(end, min((k + 1) * hop_s, next_start))
+            end = max(end, min((_walk(loud, last, +1, max_extend) + 1) * hop_s, next_start))
         start = max(start, w.start - max_extend, prev_end)
         start = min(start, w.start + max_trim)
         end = max(end, w.end - max_trim, start + _MIN_WORD)
         end = min(end, max(w.end + max_extend, start + _MIN_WORD))
         out.append(Word(w.word, round(start, 3), round(end, 3), w.probability))
     return out
+
+
+def _main_island(loud: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) loud frame of the biggest run of loud frames, gaps < _SPLIT_GAP merged."""
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return None
+    breaks = np.flatnonzero(np.diff(idx) > _SPLIT_GAP * SAMPLE_RATE / _HOP)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [idx.size - 1]))
+    k = int(np.argmax(ends - starts))  # most loud frames
+    return int(idx[starts[k]]), int(idx[ends[k]])
+
+
+def _walk(loud: np.ndarray, k: int, step: int, limit: float) -> int:
+    """The farthest loud frame reachable from frame k going ``step``-wards, bridging gaps."""
+    bridge = int(_BRIDGE * SAMPLE_RATE / _HOP)
+    max_frames = int(limit * SAMPLE_RATE / _HOP)
+    best, j, gap = k, k, 0
+    while 0 <= j + step < loud.size and abs(j + step - k) <= max_frames:
+        j += step
+        if loud[j]:
+            best, gap = j, 0
+        else:
+            gap += 1
+            if gap > bridge:
+                break
+    return best
