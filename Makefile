@@ -3,14 +3,21 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install system-deps demo test lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python system-deps
 	$(BIN)/pip install -q -e ".[dev]"
+
+# espeak-ng speaks the tests' talks (speech tests skip without it). Best effort: only
+# where apt-get runs as root; PyAV's wheels carry FFmpeg, so nothing else is needed.
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) || \
+	  echo "espeak-ng not installed: speech tests will be skipped"; }
 
 demo: install
 	$(BIN)/sapari-nb edit --sample -o edited.mp4 --edits edits.json

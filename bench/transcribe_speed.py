@@ -105,7 +105,7 @@ def main() -> None:
         refine = time.perf_counter() - t0
     total = asr + refine
     print(f"talk: {truth.duration:.1f} s, {len(SENTENCES)} sentences, espeak-ng 160 wpm")
-    print(f"model: {tr.model_dir.name} int8, beam {args.beam}, {args.threads} threads; load {load:.2f} s")
+    print(f"model: {tr.model_dir} int8, beam {args.beam}, {args.threads} threads; load {load:.2f} s")
     print(
         f"speed: {truth.duration / total:.1f}x realtime "
         f"(transcribe {asr:.2f} s, refine word edges {1000 * refine:.0f} ms)"

@@ -20,6 +20,7 @@ from sapari_server.api.schemas import (
     JobOut,
     PresignOut,
     ProjectOut,
+    TranscriptOut,
     UserOut,
 )
 
@@ -137,6 +138,9 @@ class Client:
 
     def clips(self, project_id: str) -> list[ClipOut]:
         return [ClipOut.model_validate(c) for c in self._req("GET", f"/projects/{project_id}/clips")]
+
+    def transcript(self, clip_id: str) -> TranscriptOut:
+        return TranscriptOut.model_validate(self._req("GET", f"/clips/{clip_id}/transcript"))
 
     def artifacts(self, clip_id: str) -> list[ArtifactOut]:
         return [ArtifactOut.model_validate(a)

@@ -37,7 +37,9 @@ def start_server(data_dir: Path, **overrides: object) -> EmbeddedServer:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    srv = start_server(tmp_path_factory.mktemp("server"))
+    # Tone "speech" means nothing to Whisper: these tests pin the silence path; the
+    # speech path has its own server in tests/api/test_speech_flow.py.
+    srv = start_server(tmp_path_factory.mktemp("server"), transcriber="none")
     yield srv
     srv.stop()
 

@@ -265,7 +265,11 @@ class FakeOpenAI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-openai")
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
+            name="fake-openai",
+        )
         self._thread.start()
         return self
 
@@ -281,6 +285,13 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def reset(self) -> None:
+        """Forget scripts and recorded requests (one server shared by many tests)."""
+        with self._lock:
+            self.transcriptions.clear()
+            self.chat.clear()
+            self.requests.clear()
 
     @property
     def url(self) -> str:

@@ -76,11 +76,23 @@ class ArtifactOut(Out):
     url: str
 
 
+class TranscriptOut(Out):
+    id: str
+    clip_id: str
+    backend: str
+    language: str | None
+    words: list[dict[str, Any]] = Field(description="[{word, start, end, probability}] in "
+                                                    "clip seconds")
+    created_at: datetime
+
+
 class AnalyzeRequest(BaseModel):
     silence_method: Literal["vad", "loudness"] | None = None
     silence_threshold_db: Annotated[float, Field(ge=-100, le=0)] | Literal["auto"] | None = None
     min_silence: float | None = Field(default=None, ge=0.05, le=60)
     padding: float | None = Field(default=None, ge=0, le=5)
+    detectors: list[Literal["silence", "takes"]] | None = Field(
+        default=None, description="default both; takes need a transcriber")
     priority: Priority = "interactive"
 
 

@@ -1,57 +1,106 @@
-"""analyze_project: the analysis DAG over every ready clip of a project, ending in Edit rows."""
+"""analyze_project: the analysis DAG over every ready clip of a project, ending in Edit rows.
+
+    load_audio -> transcribe ----------> takes -> validate -> Edit rows
+              \\-> silences (in parallel) -/
+
+Silences come from the audio (VAD guarded by the loudness floor); takes from the transcript
+and the audio together. With no transcriber, silences only, and the summary says why.
+"""
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
 from ..db.base import utcnow
-from ..db.models import AnalysisRun, Artifact, Clip, Edit
+from ..db.models import AnalysisRun, Artifact, Clip, Edit, Transcript
 from ..events.log import record_event
 from ..media.silence import SilenceSettings, detect_pauses
 from ..queue.jobs import JobContext, JobFailure, fail_target
-from .cuts import Range, clean_cuts, usable_duration
+from ..speech.factory import make_transcriber, transcriber_status
+from ..speech.takes import TakeDetectionError, make_take_detector
+from ..speech.types import Transcriber, TranscriptionError, Word
+from .cuts import Range, clean_cuts, keep_segments, usable_duration
 from .dag import Step, StepContext, run_dag
+from .place_takes import place_takes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class ClipLevels:
+class ClipAudio:
     clip_id: str
     duration: float
     hop: float
     levels_db: np.ndarray
     wav16k: Path | None
+    transcript: list[Word] | None  # a stored transcript from this backend, reused
 
 
-class LoadLevels(Step):
+class LoadAudio(Step):
     name = "load_audio"
-    weight = 0.2
+    weight = 0.05
 
-    def execute(self, ctx: StepContext) -> list[ClipLevels]:
+    def execute(self, ctx: StepContext) -> list[ClipAudio]:
         storage = ctx.inputs["storage"]
         stack: ExitStack = ctx.inputs["stack"]
         out = []
-        for clip_id, duration, key, hop, wav_key in ctx.inputs["clips"]:
-            with storage.local_path(key) as p:
+        for c in ctx.inputs["clips"]:
+            with storage.local_path(c["levels_key"]) as p:
                 levels = np.load(p)
-            wav = stack.enter_context(storage.local_path(wav_key)) if wav_key else None
-            out.append(ClipLevels(clip_id, duration, hop, levels, wav))
+            wav = stack.enter_context(storage.local_path(c["wav_key"])) if c["wav_key"] else None
+            out.append(ClipAudio(c["id"], c["duration"], c["hop"], levels, wav, c["words"]))
         return out
 
 
-class DetectSilences(Step):
-    name = "silences"
+class Transcribe(Step):
+    name = "transcribe"
     needs = ("load_audio",)
     weight = 0.6
 
+    def execute(self, ctx: StepContext) -> dict[str, list[Word]]:
+        tr: Transcriber | None = ctx.inputs["transcriber"]
+        clips: list[ClipAudio] = ctx.need("load_audio")
+        found: dict[str, list[Word]] = {}
+        if tr is None:
+            return found
+        total = sum(c.duration for c in clips) or 1.0
+        done = 0.0
+        for c in clips:
+            if c.transcript is not None:
+                found[c.clip_id] = c.transcript
+            elif c.wav16k is not None:
+                base = done
+
+                def report(f: float, base: float = base, d: float = c.duration) -> None:
+                    self.progress(ctx, (base + f * d) / total)
+
+                try:
+                    t = tr.transcribe(c.wav16k, duration=c.duration, progress=report)
+                except TranscriptionError as e:
+                    raise JobFailure(f"transcription failed: {e}") from None
+                found[c.clip_id] = t.words
+                ctx.inputs["save_transcript"](c.clip_id, t)
+            done += c.duration
+            self.progress(ctx, done / total)
+        return found
+
+
+class Silences(Step):
+    name = "silences"
+    needs = ("load_audio",)
+    weight = 0.15
+
     def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
         settings: SilenceSettings = ctx.inputs["silence"]
+        clips: list[ClipAudio] = ctx.need("load_audio")
         found: dict[str, list[Range]] = {}
-        clips: list[ClipLevels] = ctx.need("load_audio")
         for i, c in enumerate(clips):
             cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, settings, hop=c.hop)
             found[c.clip_id] = [
@@ -62,15 +111,54 @@ class DetectSilences(Step):
         return found
 
 
+class Takes(Step):
+    name = "takes"
+    needs = ("transcribe", "silences")
+    weight = 0.15
+
+    def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
+        detector = ctx.inputs["detector"]
+        words: dict[str, list[Word]] = ctx.need("transcribe")
+        pauses: dict[str, list[Range]] = ctx.need("silences")
+        durations = {c.clip_id: c.duration for c in ctx.need("load_audio")}
+        found: dict[str, list[Range]] = {}
+        if detector is None:
+            return found
+        for clip_id, ws in words.items():
+            if not ws:
+                continue
+            silent = pauses.get(clip_id, [])
+            # What the VAD heard as speech: everything between the pauses.
+            voiced = keep_segments(durations[clip_id], silent)
+            try:
+                findings = detector.detect(ws, pauses=[(p.start, p.end) for p in silent],
+                                           voiced=voiced)
+            except TakeDetectionError as e:
+                raise JobFailure(f"take detection failed: {e}") from None
+            found[clip_id] = place_takes(findings, ws, silent, ctx.inputs["silence"].padding)
+        return found
+
+
 class Validate(Step):
     name = "validate"
-    needs = ("silences",)
-    weight = 0.2
+    needs = ("silences", "takes")
+    weight = 0.05
 
     def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
         durations = {c.clip_id: c.duration for c in ctx.need("load_audio")}
-        return {cid: clean_cuts(cuts, durations[cid])
+        takes: dict[str, list[Range]] = ctx.need("takes")
+        return {cid: clean_cuts(cuts + takes.get(cid, []), durations[cid])
                 for cid, cuts in ctx.need("silences").items()}
+
+
+def _settings_for(run_cfg: dict[str, Any], rt: Any) -> SilenceSettings:
+    threshold = run_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db)
+    return SilenceSettings(
+        method=run_cfg.get("silence_method", rt.settings.silence_method),
+        threshold_db=None if threshold == "auto" else float(threshold),
+        min_silence=run_cfg.get("min_silence", rt.settings.min_silence),
+        padding=run_cfg.get("padding", rt.settings.padding),
+    )
 
 
 def analyze_project(ctx: JobContext) -> None:
@@ -82,46 +170,74 @@ def analyze_project(ctx: JobContext) -> None:
         run.status = "running"
         record_event(s, user_id=run.user_id, project_id=run.project_id,
                      type="AnalysisStarted", payload={"analysis_id": run.id})
-        project_id, s_cfg = run.project_id, dict(run.settings)
+        project_id, run_cfg = run.project_id, dict(run.settings)
     rt.bus.notify(ctx.user_id)
+
+    detectors = set(run_cfg.get("detectors") or ["silence", "takes"])
+    try:
+        transcriber = make_transcriber(rt.settings) if "takes" in detectors else None
+        detector = make_take_detector(rt.settings) if transcriber is not None else None
+    except (TranscriptionError, TakeDetectionError) as e:
+        raise JobFailure(str(e)) from None
+    notes = []
+    if "takes" in detectors and transcriber is None:
+        notes.append(f"{transcriber_status(rt.settings)}: cutting silences only")
+
     with rt.sync_session() as s:
         clips = list(s.scalars(
             select(Clip).where(Clip.project_id == project_id, Clip.is_deleted.is_(False))
             .order_by(Clip.position, Clip.created_at)))
-        not_ready = [c.filename for c in clips if c.status != "ready"]
         if not clips:
             raise JobFailure("the project has no clips: upload a recording before analyzing")
+        not_ready = [c.filename for c in clips if c.status != "ready"]
         if not_ready:
             raise JobFailure(
                 f"clips not processed yet ({', '.join(not_ready)}): wait for ClipReady, "
                 "or remove clips that failed, then analyze again")
-        inputs_clips = []
+        inputs = []
         for c in clips:
             arts = {a.kind: a for a in s.scalars(select(Artifact).where(
                 Artifact.clip_id == c.id, Artifact.is_deleted.is_(False)))}
             if "levels" not in arts:
                 raise JobFailure(f"clip {c.filename} has no audio levels: process it again")
-            wav = arts.get("audio")
-            inputs_clips.append((c.id, usable_duration(c), arts["levels"].object_key,
-                                 arts["levels"].meta["hop"], wav.object_key if wav else None))
-    threshold = s_cfg.get("silence_threshold_db", rt.settings.silence_threshold_db)
-    silence = SilenceSettings(
-        method=s_cfg.get("silence_method", rt.settings.silence_method),
-        threshold_db=None if threshold == "auto" else float(threshold),
-        min_silence=s_cfg.get("min_silence", rt.settings.min_silence),
-        padding=s_cfg.get("padding", rt.settings.padding),
-    )
+            stored = None
+            if transcriber is not None:
+                t = s.scalars(select(Transcript).where(
+                    Transcript.clip_id == c.id, Transcript.is_deleted.is_(False),
+                    Transcript.backend == transcriber.name)
+                    .order_by(Transcript.created_at.desc())).first()
+                stored = [Word(**w) for w in t.words] if t is not None else None
+            inputs.append({"id": c.id, "duration": usable_duration(c),
+                           "levels_key": arts["levels"].object_key,
+                           "hop": arts["levels"].meta["hop"],
+                           "wav_key": arts["audio"].object_key if "audio" in arts else None,
+                           "words": stored})
+
+    def save_transcript(clip_id: str, t: Any) -> None:
+        # Kept at once: an hour of transcription is not redone if a later step fails.
+        with rt.sync_session() as s, s.begin():
+            for old in s.scalars(select(Transcript).where(
+                    Transcript.clip_id == clip_id, Transcript.is_deleted.is_(False))):
+                old.soft_delete()
+            s.add(Transcript(user_id=ctx.user_id, clip_id=clip_id, backend=t.backend,
+                             language=t.language, words=t.to_json()))
+
+    steps: list[Step] = [LoadAudio(), Transcribe(), Silences(), Takes(), Validate()]
     with ExitStack() as stack:
         results = run_dag(
-            [LoadLevels(), DetectSilences(), Validate()],
-            {"clips": inputs_clips, "storage": rt.storage, "silence": silence, "stack": stack},
+            steps,
+            {"clips": inputs, "storage": rt.storage, "silence": _settings_for(run_cfg, rt),
+             "stack": stack, "transcriber": transcriber, "detector": detector,
+             "save_transcript": save_transcript},
             progress=lambda f, step: ctx.progress(f, step),
         )
-    cuts: dict[str, list[Range]] = results["validate"]
-    write_edits(ctx, cuts)
+    used = ["silence"] + ([f"transcript:{transcriber.name}"] if transcriber else []) + \
+        ([f"takes:{detector.name}"] if detector else [])
+    write_edits(ctx, results["validate"], used, notes)
 
 
-def write_edits(ctx: JobContext, cuts: dict[str, list[Range]]) -> None:
+def write_edits(ctx: JobContext, cuts: dict[str, list[Range]], detectors: list[str],
+                notes: list[str]) -> None:
     rt = ctx.rt
     with rt.sync_session() as s, s.begin():
         run = s.get(AnalysisRun, ctx.target_id)
@@ -132,7 +248,7 @@ def write_edits(ctx: JobContext, cuts: dict[str, list[Range]]) -> None:
                 Edit.project_id == run.project_id, Edit.source == "auto",
                 Edit.status == "proposed", Edit.is_deleted.is_(False))):
             old.soft_delete()
-        n = 0
+        kinds: dict[str, int] = {}
         total_cut = 0.0
         for clip_id, ranges in cuts.items():
             for r in ranges:
@@ -140,11 +256,12 @@ def write_edits(ctx: JobContext, cuts: dict[str, list[Range]]) -> None:
                            analysis_run_id=run.id, kind=r.kind, start=round(r.start, 4),
                            end=round(r.end, 4), reason=r.reason, status="proposed",
                            source="auto", meta=r.meta))
-                n += 1
+                kinds[r.kind] = kinds.get(r.kind, 0) + 1
                 total_cut += r.end - r.start
         run.status = "succeeded"
-        run.summary = {"edits": n, "seconds_cut": round(total_cut, 3),
-                       "detectors": ["silence"], "finished_at": utcnow().isoformat()}
+        run.summary = {"edits": sum(kinds.values()), "by_kind": kinds,
+                       "seconds_cut": round(total_cut, 3), "detectors": detectors,
+                       "notes": notes, "finished_at": utcnow().isoformat()}
         record_event(s, user_id=run.user_id, project_id=run.project_id, type="AnalysisComplete",
                      payload={"analysis_id": run.id, **run.summary})
     rt.bus.notify(ctx.user_id)

@@ -26,6 +26,8 @@ def clean_cuts(cuts: list[Range], duration: float, min_length: float = 0.02) -> 
         if out and start <= out[-1].end:
             last = out[-1]
             last.end = max(last.end, end)
+            if last.kind == "silence" and c.kind != "silence":
+                last.kind = c.kind  # a take cut that swallows a pause is still a take cut
             if c.reason and c.reason not in last.reason:
                 last.reason = f"{last.reason}; {c.reason}" if last.reason else c.reason
             continue

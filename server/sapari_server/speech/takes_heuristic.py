@@ -13,6 +13,10 @@ What it flags (each checked over normalised tokens: lowercase, no punctuation):
   a complete sentence followed by a similar one is parallel structure, not a retake.
 - false_start without words: speech the VAD heard that no word covers, before a sentence
   and followed by a pause (``takes.unworded_speech``): Whisper dropped a false start.
+- false_start folded by Whisper: a sentence stops mid-way at a long pause and the next word
+  is stretched over far more time than its letters need ("you [pause] want(1.6 s) to do"):
+  Whisper heard the retake's opening words and folded them into one long word, so the
+  words before the pause are the abandoned take.
 
 The search window is bounded (words and seconds), and an abandoned take may not swallow a
 complete sentence of content: a sentence repeated later as a summary is never a retake.
@@ -52,6 +56,10 @@ RESTART_MAX_SECONDS = 15.0
 MARKED_MIN_RATIO = 0.75
 # A pause at least this long between two words marks an abandonment point.
 MARK_PAUSE = 0.25
+# A mid-sentence pause this long, followed by a stretched word, is a folded retake.
+FOLD_PAUSE = 0.4
+# Seconds a word may plausibly take: base plus per letter (espeak/slow talkers included).
+FOLD_BASE, FOLD_PER_CHAR = 0.6, 0.1
 # A complete sentence with this many content tokens inside a candidate abandoned take means
 # the "retake" is really a later repetition of content: no finding.
 CONTENT_SENTENCE_TOKENS = 5
@@ -75,6 +83,7 @@ class HeuristicTakeDetector:
         found += self._fillers(words, toks)
         found += self._stutters(words, toks)
         found += self._restarts(words, toks, pauses or [])
+        found += self._folded_retakes(words, toks, pauses or [])
         if voiced:
             found += unworded_speech(words, voiced, pauses)
         return validate_findings(words, found, log=logger)
@@ -106,6 +115,31 @@ class HeuristicTakeDetector:
                         )
                     )  # fmt: skip
             i = j + 1
+        return out
+
+    def _folded_retakes(
+        self, words: list[Word], toks: list[str], pauses: list[tuple[float, float]]
+    ) -> list[TakeFinding]:
+        out: list[TakeFinding] = []
+        start = 0  # first word of the current sentence
+        for j in range(1, len(words)):
+            if ends_sentence(words[j - 1].word):
+                start = j
+                continue
+            prev, word = words[j - 1], words[j]
+            gap = word.start - prev.end
+            gap = max([gap] + [b - a for a, b in pauses if prev.start <= a and b <= word.end])
+            length = word.end - word.start
+            plausible = FOLD_BASE + FOLD_PER_CHAR * len(toks[j])
+            abandoned = j - start
+            if (gap >= FOLD_PAUSE and length > plausible and toks[j]
+                    and 2 <= abandoned <= self.restart_max_words):
+                said = " ".join(w.word.strip() for w in words[start:j])
+                out.append(_finding(
+                    words, start, j - 1, "false_start",
+                    f'"{said}" stops at a {gap:.1f} s pause and "{word.word.strip()}" then '
+                    f"lasts {length:.1f} s: the retake was folded into it", 0.7))
+                start = j
         return out
 
     def _marked_before(self, words: list[Word], j: int, pauses: list[tuple[float, float]]) -> bool:

@@ -27,6 +27,7 @@ from .types import (
     Transcript,
     TranscriptionError,
     Word,
+    hop_power,
     read_wav16k,
     refine_word_bounds,
 )
@@ -71,8 +72,7 @@ def plan_pieces(
     max_samples = max(int(max_samples), 4 * _HOP * _QUIET_WINDOW)
     if n <= max_samples:
         return [(0, n)]
-    frames = n // _HOP
-    power = np.square(samples[: frames * _HOP].astype(np.float64)).reshape(frames, _HOP).mean(axis=1)
+    power = hop_power(samples, _HOP)
     kernel = np.ones(_QUIET_WINDOW) / _QUIET_WINDOW
     smooth = np.convolve(power, kernel, mode="same")
     pieces: list[tuple[int, int]] = []

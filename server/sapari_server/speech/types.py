@@ -135,12 +135,24 @@ _SPLIT_GAP = 0.2
 _BRIDGE = 0.06  # closures bridged when growing an edge through continuous speech
 
 
+def hop_power(samples: np.ndarray, hop: int = _HOP) -> np.ndarray:
+    """Mean power of each whole ``hop``-sample frame, in float64 (computed in chunks: an hour
+    of audio must not need a float64 copy of itself)."""
+    n = samples.size // hop
+    out = np.empty(n, np.float64)
+    step = 4096  # frames per chunk
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        block = samples[i * hop : j * hop].astype(np.float64).reshape(j - i, hop)
+        out[i:j] = np.einsum("ij,ij->i", block, block) / hop
+    return out
+
+
 def frame_energy_db(samples: np.ndarray) -> np.ndarray:
     """Short-time energy in dBFS, one value per 10 ms hop (20 ms window centred on it)."""
-    n = samples.size // _HOP
-    if n == 0:
+    power = hop_power(samples)
+    if power.size == 0:
         return np.zeros(0, np.float32)
-    power = np.square(samples[: n * _HOP].astype(np.float64)).reshape(n, _HOP).mean(axis=1)
     # Average each hop with its successor: a 20 ms window.
     win = power.copy()
     win[:-1] = 0.5 * (power[:-1] + power[1:])

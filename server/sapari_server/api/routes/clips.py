@@ -9,11 +9,11 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, select
 
 from ... import keys
-from ...db.models import Artifact, Clip, Project
+from ...db.models import Artifact, Clip, Project, Transcript
 from ...events.log import record_event
 from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
-from ..schemas import ArtifactOut, ClipOut, ClipPatch, PresignOut, PresignRequest
+from ..schemas import ArtifactOut, ClipOut, ClipPatch, PresignOut, PresignRequest, TranscriptOut
 from .projects import used_bytes
 
 router = APIRouter(tags=["clips"])
@@ -144,3 +144,15 @@ async def list_artifacts(clip_id: str, user: CurrentUser, session: SessionDep,
     return [ArtifactOut(id=a.id, kind=a.kind, size=a.size, meta=a.meta,
                         url=rt.storage.presign_get(a.object_key, expires_in=ttl))
             for a in rows]
+
+
+@router.get("/clips/{clip_id}/transcript", response_model=TranscriptOut)
+async def get_transcript(clip_id: str, user: CurrentUser, session: SessionDep) -> Transcript:
+    await owned(session, Clip, clip_id, user)
+    t = (await session.scalars(select(Transcript).where(
+        Transcript.clip_id == clip_id, Transcript.is_deleted.is_(False))
+        .order_by(Transcript.created_at.desc()))).first()
+    if t is None:
+        raise HTTPException(404, f"clip {clip_id} has no transcript yet: analyze its project "
+                                 "with a transcriber (a local model or an API key)")
+    return t

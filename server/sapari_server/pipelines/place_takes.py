@@ -1,0 +1,45 @@
+"""Turn take findings (word ranges) into cuts whose edges sit where the audio says.
+
+Whisper's word times are rough, so a finding's edges are moved into the pauses next to
+it, and never past the neighbouring kept words (with padding kept where there is room).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..speech.takes import TakeFinding
+from ..speech.types import Word
+from .cuts import Range
+
+# How far a finding's edge may be from a pause to be joined with it.
+REACH = 0.35
+
+
+def place_takes(findings: Sequence[TakeFinding], words: Sequence[Word],
+                pauses: Sequence[Range], padding: float) -> list[Range]:
+    out: list[Range] = []
+    for f in findings:
+        prev = words[f.first_word - 1] if f.first_word > 0 else None
+        nxt = words[f.last_word + 1] if f.last_word + 1 < len(words) else None
+        start, end = f.start, f.end
+        for p in pauses:
+            if p.start < start and start - REACH <= p.end <= start + 0.05:
+                start = p.start
+            if p.end > end and end - 0.05 <= p.start <= end + REACH:
+                end = p.end
+        if prev is not None:
+            room = max(0.0, f.start - prev.end)
+            start = max(start, prev.end + min(padding, room / 2))
+        if nxt is not None:
+            room = max(0.0, nxt.start - f.end)
+            end = min(end, nxt.start - min(padding, room / 2))
+        if end - start < 0.05:
+            continue
+        label = f.kind.replace("_", " ")
+        said = " ".join(w.word for w in words[f.first_word:f.last_word + 1]).strip()
+        reason = f"{label}: {f.reason}" + (f' ("{said}")' if said else "")
+        out.append(Range(start, end, f.kind, reason,
+                         {"first_word": f.first_word, "last_word": f.last_word,
+                          "confidence": f.confidence}))
+    return out
