@@ -53,7 +53,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     else:
         data_dir = args.data_dir or (tempfile.mkdtemp(prefix="sapari-nb-") if args.ephemeral
                                      else None)
-        server = embedded_server(data_dir)
+        # The CLI never shows a preview: skip the proxy and thumbnails.
+        server = embedded_server(data_dir, preview_artifacts=False)
         client = Client(server.url, server.token, progress=not args.quiet)
     with client:
         result = edit_file(client, src, out, edits_json=Path(args.edits) if args.edits else None,

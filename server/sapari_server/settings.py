@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     openai_timeout: float = 120.0
     openai_max_retries: int = 4
 
+    # Browser-review artifacts made while processing: a 360p proxy and a thumbnail sprite.
+    # A headless batch (the CLI) can skip them; peaks and levels are always made.
+    preview_artifacts: bool = True
+
     # Analysis defaults (each can be overridden per analysis run).
     # "vad": Silero voice activity, cut only where the loudness floor agrees;
     # "loudness": level threshold only. "auto" threshold: from the room's noise floor.

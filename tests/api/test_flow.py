@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import httpx
 import pytest
 
 from sapari_nb import Client
@@ -72,6 +73,12 @@ def test_review_changes_what_is_rendered(client: Client, talk: tuple[Path, TalkT
     edits = client.edits(project.id)
     assert run.summary["edits"] == len(edits) >= 3
     assert all(e.status == "proposed" and e.reason for e in edits)
+    kinds = {a.kind: a for a in client.artifacts(clip.id)}
+    assert set(kinds) == {"levels", "peaks", "audio", "peak_pyramid", "proxy", "thumbnails"}
+    assert kinds["proxy"].meta["height"] == 240 and "path" not in kinds["proxy"].meta
+    assert kinds["peak_pyramid"].meta["levels"]
+    proxy = httpx.get(kinds["proxy"].url)
+    assert proxy.status_code == 200 and proxy.content[4:8] == b"ftyp"
     client.accept(edits[0].id)
     client.reject(edits[1].id)
     manual = client.add_edit(project.id, clip.id, 1.0, 1.5, reason="cough")

@@ -71,7 +71,8 @@ def test_espeak_sample_pauses(espeak: tuple[Path, dict, float]) -> None:
     s = SilenceSettings()
     cuts = detect_pauses(a, wav, settings=s)
     for c in cuts:
-        assert c.reason.startswith("no speech for ") and "VAD p<0.35" in c.reason
+        # VAD and the loudness floor both have to agree, and the reason says so.
+        assert c.reason.startswith("no speech for ") and "(VAD) and quiet: silence" in c.reason
         for ph in truth["phrases"]:
             assert c.end <= ph["start"] or c.start >= ph["end"], (c, ph)
     for p in truth["pauses"]:
@@ -156,3 +157,21 @@ def test_falls_back_to_loudness_without_model(
         plain = detect_pauses(t.analysis.levels_db, None, t.analysis.duration, hop=t.analysis.hop)
     assert len(plain) >= 7
     assert_no_speech_cut(plain, t.truth)
+
+
+def test_vad_never_cuts_loud_non_speech(tmp_path: Path) -> None:
+    """A tone voice reads as "no speech" to Silero; the loudness guard keeps it whole."""
+    from sapari_server.media.generate import generate_talk
+
+    path = tmp_path / "tone.mp4"
+    truth = generate_talk(path, pauses=[0.8, 1.5, 2.0], seed=7)
+    a = analyze_audio(path, wav_out=tmp_path / "tone16.wav")
+    guarded = detect_pauses(a, tmp_path / "tone16.wav", settings=SilenceSettings())
+    raw = detect_pauses(a, tmp_path / "tone16.wav", settings=SilenceSettings(vad_guard=False))
+    speech_in = sum(max(0.0, min(c.end, e) - max(c.start, s)) for c in raw
+                    for s, e in truth.speech)
+    assert speech_in > 1.0  # Silero alone would cut the "speech"
+    for c in guarded:
+        for s, e in truth.speech:
+            assert c.end <= s + 0.02 or c.start >= e - 0.02, c
+    assert len(guarded) == 3

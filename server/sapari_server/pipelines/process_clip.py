@@ -15,7 +15,10 @@ from ..db.models import Artifact, Clip
 from ..events.log import record_event
 from ..media.audio import AudioAnalysis, analyze_audio
 from ..media.errors import MediaError
+from ..media.peaks import build_peak_pyramid, write_pyramid
 from ..media.probe import MediaInfo, probe
+from ..media.proxy import ProxyInfo, make_proxy
+from ..media.thumbnails import SpriteInfo, make_thumbnail_sprite
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from .dag import Step, StepContext, run_dag
 
@@ -50,10 +53,50 @@ class DecodeAudio(Step):
         )
 
 
+class Proxy(Step):
+    """Low-resolution preview with the source's frame times, for the browser timeline."""
+
+    name = "proxy"
+    needs = ("probe",)
+    weight = 1.0
+
+    def execute(self, ctx: StepContext) -> ProxyInfo | None:
+        if not ctx.inputs["previews"]:
+            return None
+        return make_proxy(ctx.inputs["path"], ctx.inputs["workdir"] / "proxy.mp4",
+                          progress=lambda f: self.progress(ctx, f))
+
+
+class Sprite(Step):
+    name = "thumbnails"
+    needs = ("probe",)
+    weight = 0.05
+
+    def execute(self, ctx: StepContext) -> SpriteInfo | None:
+        info: MediaInfo = ctx.need("probe")
+        if not ctx.inputs["previews"] or info.video is None:
+            return None
+        return make_thumbnail_sprite(ctx.inputs["path"], ctx.inputs["workdir"] / "sprite.jpg",
+                                     progress=lambda f: self.progress(ctx, f))
+
+
+class PeakPyramid(Step):
+    """Waveform peaks at halving resolutions, one HTTP range per zoom level."""
+
+    name = "peaks"
+    needs = ("audio",)
+    weight = 0.01
+
+    def execute(self, ctx: StepContext) -> dict[str, Any]:
+        analysis: AudioAnalysis = ctx.need("audio")
+        levels = build_peak_pyramid(analysis.peaks, analysis.peaks_per_second)
+        return write_pyramid(levels, ctx.inputs["workdir"] / "peaks.pyr")
+
+
 class StoreArtifacts(Step):
     name = "store"
-    needs = ("audio",)
-    weight = 0.1
+    needs = ("audio", "peaks", "proxy", "thumbnails")
+    weight = 0.05
 
     def execute(self, ctx: StepContext) -> list[dict[str, Any]]:
         analysis: AudioAnalysis = ctx.need("audio")
@@ -70,6 +113,13 @@ class StoreArtifacts(Step):
             ("peaks", "peaks.i16", {"per_second": analysis.peaks_per_second,
                                     "layout": "int16 min,max pairs"}),
             ("audio", "audio16k.wav", {"sample_rate": 16000, "channels": 1}),
+            ("peak_pyramid", "peaks.pyr", ctx.need("peaks")),
+        ) + tuple(
+            # The worker's temporary path means nothing to anyone else.
+            (kind, name, {k: v for k, v in info.to_dict().items() if k != "path"})
+            for kind, name, info in (
+                ("proxy", "proxy.mp4", ctx.need("proxy")),
+                ("thumbnails", "sprite.jpg", ctx.need("thumbnails"))) if info is not None
         ):
             key = keys.clip_artifact(*ctx.inputs["ids"], name)
             obj = ctx.inputs["storage"].put_file(key, work / name)
@@ -91,9 +141,9 @@ def process_clip(ctx: JobContext) -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sapari-clip-")))
         path = stack.enter_context(rt.storage.local_path(key))
         results = run_dag(
-            [Probe(), DecodeAudio(), StoreArtifacts()],
+            [Probe(), DecodeAudio(), Proxy(), Sprite(), PeakPyramid(), StoreArtifacts()],
             {"path": path, "filename": filename, "workdir": work, "ids": ids,
-             "storage": rt.storage},
+             "storage": rt.storage, "previews": rt.settings.preview_artifacts},
             progress=lambda f, step: ctx.progress(f, step),
         )
     info: MediaInfo = results["probe"]
