@@ -59,9 +59,16 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     with client:
         result = edit_file(client, src, out, edits_json=Path(args.edits) if args.edits else None,
                            analysis=analysis, export=export, timelines=args.timeline)
+    for note in result.notes:
+        print(f"note: {note}")
+    kinds: dict[str, int] = {}
+    for c in result.cuts:
+        kinds[c["kind"]] = kinds.get(c["kind"], 0) + 1
     removed = result.input_duration - result.output_duration
     print(f"{src.name}: {result.input_duration:.2f} s -> {out} {result.output_duration:.2f} s "
           f"({len(result.cuts)} cuts, {removed:.2f} s removed)")
+    print("cuts: " + (", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+                      or "none") + f" [{', '.join(result.detectors)}]")
     if args.edits:
         print(f"applied cuts written to {args.edits}")
     for path in result.timelines:

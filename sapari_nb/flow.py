@@ -19,6 +19,10 @@ class EditResult:
     output_duration: float
     cuts: list[dict[str, Any]]
     timelines: list[Path]
+    # What the analysis used ("silence", "transcript:local", "takes:heuristic", ...) and
+    # anything it could not do, in plain words.
+    detectors: list[str]
+    notes: list[str]
 
 
 def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None = None,
@@ -51,5 +55,6 @@ def edit_file(client: Client, src: Path, out: Path, *, edits_json: Path | None =
         path = out.with_suffix(f".{ext}")
         path.write_bytes(content)
         written.append(path)
+    summary = run.summary or {}
     return EditResult(out, project.id, exp.id, clip.duration or 0.0, exp.duration or 0.0, cuts,
-                      written)
+                      written, summary.get("detectors", []), summary.get("notes", []))

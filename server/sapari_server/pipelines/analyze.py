@@ -181,7 +181,8 @@ def analyze_project(ctx: JobContext) -> None:
         raise JobFailure(str(e)) from None
     notes = []
     if "takes" in detectors and transcriber is None:
-        notes.append(f"{transcriber_status(rt.settings)}: cutting silences only")
+        status = transcriber_status(rt.settings)
+        notes.append(status if "silences only" in status else f"{status}; cutting silences only")
 
     with rt.sync_session() as s:
         clips = list(s.scalars(

@@ -300,6 +300,11 @@ class LLMTakeDetector:
                 f"The LLM at {self._where()} answered HTTP {exc.status_code} after "
                 f"{self.max_retries} retries: {_short(exc.message)}"
             ) from exc
+        except ValueError as exc:  # the HTTP body itself was not JSON (a broken proxy/server)
+            raise TakeDetectionError(
+                f"The LLM at {self._where()} sent a response that is not valid JSON ({exc}). "
+                "Check that SAPARI_LLM_BASE_URL points at an OpenAI-compatible API."
+            ) from exc
 
     def _create(
         self, messages: list[dict[str, str]], response_format: dict[str, Any]
