@@ -64,3 +64,43 @@ def test_flow_on_postgres_and_redis(tmp_path: Path, pg_database: str, redis_url:
             assert version == ("0001",)
     finally:
         srv.stop()
+
+
+def test_event_ids_commit_in_order_on_postgres(pg_database: str) -> None:
+    """A later event id can never become visible before an earlier one (SSE would skip it)."""
+    import threading
+    import time
+
+    from sapari_server.db.engine import make_sync_engine, sync_sessions
+    from sapari_server.db.migrate import upgrade
+    from sapari_server.db.models import Event, User
+
+    upgrade(pg_database)
+    engine = make_sync_engine(pg_database)
+    sessions = sync_sessions(engine)
+    with sessions() as s, s.begin():
+        s.add(User(id="usr_x", name="x"))
+    a = sessions()
+    a.begin()
+    first = Event(user_id="usr_x", type="EditsChanged", payload={})
+    a.add(first)
+    a.flush()  # holds the event-order lock until commit
+    done = threading.Event()
+
+    def second() -> None:
+        with sessions() as b, b.begin():
+            b.add(Event(user_id="usr_x", type="EditsChanged", payload={}))
+        done.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.5)
+    assert not done.is_set(), "a second event committed while an earlier one was open"
+    a.commit()
+    a.close()
+    t.join(10)
+    assert done.is_set()
+    with sessions() as s:
+        ids = [e.id for e in s.query(Event).order_by(Event.id)]
+    assert ids[0] == first.id and len(ids) == 2
+    engine.dispose()
