@@ -391,9 +391,11 @@ class _Writer:
         settings: RenderSettings,
         progress: Callable[[float], None] | None,
         video_stream: Callable[[av.container.OutputContainer], av.VideoStream] | None = None,
+        audio_options: dict[str, str] | None = None,
     ) -> None:
         """`video_stream`, when given, adds a stream-copy video track instead of the encoder
-        (smart render); its packets are muxed by the caller."""
+        (smart render); its packets are muxed by the caller. `audio_options` are extra audio
+        encoder options (smart render asks for the fast AAC coder)."""
         self.plan = plan
         options = {"movflags": "+faststart"} if settings.container in ("mp4", "mov") else {}
         self.out = av.open(str(path), "w", format=settings.container, options=options)
@@ -413,6 +415,8 @@ class _Writer:
         if plan.has_audio:
             a = self.out.add_stream(settings.audio_codec, rate=plan.sample_rate, layout=plan.layout)
             a.bit_rate = settings.audio_bitrate
+            if audio_options:
+                a.options = dict(audio_options)
             self.a = a
         self.out.start_encoding()  # opens the encoders, so the AAC frame size is known
         self.frame_size = (self.a.codec_context.frame_size or 1024) if self.a else 1024
