@@ -257,6 +257,17 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
+def output_size(width: int, height: int, settings: RenderSettings) -> tuple[int, int]:
+    """The output picture size: the settings' (one side keeps the aspect), even for 4:2:0."""
+    if settings.width and settings.height:
+        width, height = settings.width, settings.height
+    elif settings.width:
+        width, height = settings.width, round(settings.width * height / width)
+    elif settings.height:
+        width, height = round(settings.height * width / height), settings.height
+    return _even(width), _even(height)
+
+
 def _plan(pieces: list[Piece], settings: RenderSettings) -> _Plan:
     if not pieces:
         raise MediaError(
@@ -291,14 +302,7 @@ def _plan(pieces: list[Piece], settings: RenderSettings) -> _Plan:
     sample_rate = first.sample_rate or 48_000
     width = height = 0
     if first.has_video:
-        width, height = first.width, first.height
-        if settings.width and settings.height:
-            width, height = settings.width, settings.height
-        elif settings.width:
-            width, height = settings.width, round(settings.width * first.height / first.width)
-        elif settings.height:
-            width, height = round(settings.height * first.width / first.height), settings.height
-        width, height = _even(width), _even(height)
+        width, height = output_size(first.width, first.height, settings)
 
     cuts: list[_Cut] = []
     snapped: list[Piece] = []

@@ -243,14 +243,8 @@ def smart_blocker(pieces: list[_r.Piece], settings: _r.RenderSettings) -> str | 
         ):
             return f"{path.name} has other codec parameters than {Path(pieces[0].path).name}"
     assert first is not None
-    width, height = first.width, first.height
-    if settings.width and settings.height:
-        width, height = settings.width, settings.height
-    elif settings.width:
-        width, height = settings.width, round(settings.width * first.height / first.width)
-    elif settings.height:
-        width, height = round(settings.height * first.width / first.height), settings.height
-    if (_r._even(width), _r._even(height)) != (first.width, first.height):
+    width, height = _r.output_size(first.width, first.height, settings)
+    if (width, height) != (first.width, first.height):
         return f"output size {width}x{height} differs from the source's"
     return None
 
