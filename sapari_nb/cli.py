@@ -44,7 +44,14 @@ def _cmd_edit(args: argparse.Namespace) -> int:
                                   "silence_method": args.method,
                                   "min_silence": args.min_silence,
                                   "padding": args.padding}.items() if v is not None}
-    export = {"crf": args.crf, "preset": args.preset}
+    export = {"crf": args.crf, "preset": args.preset, "mode": args.render_mode,
+              "container": out.suffix.lstrip(".").lower() or "mp4", "video_codec": args.codec}
+    if export["container"] not in ("mp4", "mov", "mkv", "webm"):
+        print(f"sapari-nb edit: cannot write {out.suffix!r} files: name OUTPUT .mp4, .mov, .mkv "
+              "or .webm", file=sys.stderr)
+        return 2
+    if export["container"] == "webm" and args.codec == "h264":
+        export["video_codec"] = "vp9"
     if args.server:
         if not args.token:
             print("sapari-nb edit: --server needs --token (or SAPARI_TOKEN)", file=sys.stderr)
@@ -143,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loudness threshold in dBFS, or 'auto' (default: from the noise floor)")
     e.add_argument("--min-silence", type=float, help="shortest pause cut, seconds (default 0.5)")
     e.add_argument("--padding", type=float, help="speech kept around each cut, s (default 0.1)")
-    e.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")
+    e.add_argument("--crf", type=int, default=20, help="quality, lower is better (0-51)")
+    e.add_argument("--codec", choices=["h264", "vp9", "av1"], default="h264",
+                   help="video codec (the container follows OUTPUT's extension)")
+    e.add_argument("--render-mode", choices=["auto", "exact", "smart"], default="auto",
+                   help="smart copies untouched GOPs of H.264 sources (auto: when it can)")
     e.add_argument("--preset", default="veryfast", help="x264 preset")
     e.add_argument("--server", help="use this job server instead of the embedded one")
     e.add_argument("--token", help="API token for --server")

@@ -143,3 +143,38 @@ def test_noisy_room_pauses_found_through_the_api(client: Client, tmp_path: Path)
     for e in edits:
         for s, t in truth.speech:
             assert e.end <= s + 0.02 or e.start >= t - 0.02, f"{e} reaches into speech"
+
+
+@pytest.mark.parametrize("container, codec, vname, aname", [
+    ("webm", "vp9", "vp9", "opus"),
+    ("mkv", "av1", "av1", "opus"),
+    ("mov", "h264", "h264", "aac"),
+])
+def test_export_containers_and_codecs(client: Client, talk: tuple[Path, TalkTruth],
+                                      tmp_path: Path, container: str, codec: str, vname: str,
+                                      aname: str) -> None:
+    project = client.create_project(f"fmt-{container}")
+    after = client.cursor()
+    client.wait_clip(client.upload(project.id, talk[0]), after=after)
+    client.wait_analysis(client.analyze(project.id), after=after)
+    exp = client.wait_export(client.export(project.id, container=container, video_codec=codec,
+                                           apply="accepted_and_proposed", crf=35), after=after)
+    out = client.download(exp.id, tmp_path / f"cut.{container}")
+    with av.open(str(out)) as c:
+        # The codec's id, not the decoder's name (AV1 decodes through libdav1d).
+        assert c.streams.video[0].codec_context.codec.canonical_name == vname
+        assert c.streams.audio[0].codec_context.codec.canonical_name == aname
+    video_s, audio_s, fps = decoded_durations(out)
+    expected = sum(k["end"] - k["start"] for k in exp.result["keep_segments"])
+    assert abs(video_s - expected) <= 1 / float(fps) + 1e-6
+    # Opus pads to 20 ms frames; the cut itself is exact (checked on the video).
+    assert abs(audio_s - video_s) <= max(1 / float(fps), 0.025)
+
+
+def test_webm_needs_a_webm_codec(client: Client) -> None:
+    from sapari_nb import SapariError
+
+    project = client.create_project("bad-fmt")
+    with pytest.raises(SapariError) as e:
+        client.export(project.id, container="webm", video_codec="h264")
+    assert e.value.status == 422 and "webm carries vp9 or av1" in e.value.detail

@@ -155,7 +155,11 @@ class BulkResult(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    container: Literal["mp4"] = "mp4"
+    container: Literal["mp4", "mov", "mkv", "webm"] = "mp4"
+    video_codec: Literal["h264", "vp9", "av1"] = "h264"
+    mode: Literal["auto", "exact", "smart"] = Field(
+        default="auto", description="smart: copy untouched GOPs (H.264 sources into mp4/mov); "
+                                    "auto picks it when the source allows")
     crf: int = Field(default=20, ge=0, le=51)
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
                     "slow"] = "veryfast"
@@ -163,6 +167,13 @@ class ExportRequest(BaseModel):
     height: int | None = Field(default=None, ge=16, le=4320)
     apply: Literal["accepted", "accepted_and_proposed"] = "accepted"
     priority: Priority = "interactive"
+
+    @model_validator(mode="after")
+    def _playable(self) -> ExportRequest:
+        if self.container == "webm" and self.video_codec == "h264":
+            raise ValueError("webm carries vp9 or av1, not h264: pick video_codec vp9 or av1, "
+                             "or container mp4")
+        return self
 
 
 class ExportOut(Out):

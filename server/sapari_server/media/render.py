@@ -257,6 +257,20 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
+def encoder_options(settings: RenderSettings) -> dict[str, str]:
+    """Quality (CRF) and speed for each video encoder the PyAV wheels carry."""
+    crf = str(settings.crf)
+    if settings.video_codec in ("libx264", "libx265"):
+        return {"preset": settings.preset, "crf": crf}
+    if settings.video_codec == "libvpx-vp9":
+        # Constant quality needs b:v 0; cpu-used 5 with row threading keeps VP9 usable here.
+        return {"crf": crf, "b:v": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1"}
+    if settings.video_codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its config banner otherwise
+        return {"crf": crf, "preset": "8"}
+    return {}
+
+
 def output_size(width: int, height: int, settings: RenderSettings) -> tuple[int, int]:
     """The output picture size: the settings' (one side keeps the aspect), even for 4:2:0."""
     if settings.width and settings.height:
@@ -413,8 +427,7 @@ class _Writer:
             v.width, v.height = plan.width, plan.height
             v.pix_fmt = "yuv420p"
             v.codec_context.time_base = 1 / plan.fps
-            if settings.video_codec in ("libx264", "libx265"):
-                v.options = {"preset": settings.preset, "crf": str(settings.crf)}
+            v.options = encoder_options(settings)
             self.v = v
         if plan.has_audio:
             a = self.out.add_stream(settings.audio_codec, rate=plan.sample_rate, layout=plan.layout)

@@ -15,6 +15,8 @@ from ..media.render import Piece, RenderSettings, render
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from .cuts import plan_keeps
 
+ENCODERS = {"h264": "libx264", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
+FORMAT_NAMES = {"mkv": "matroska"}  # FFmpeg's muxer names where they differ from extensions
 APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "proposed")}
 
 
@@ -44,8 +46,12 @@ def render_export(ctx: JobContext) -> None:
     if not any(keeps for _, keeps in plan):
         raise JobFailure("the accepted cuts remove everything: reject some edits and export again")
 
+    container = cfg.get("container", "mp4")
     settings = RenderSettings(
-        container=cfg.get("container", "mp4"), crf=cfg.get("crf", 20),
+        container=FORMAT_NAMES.get(container, container),
+        video_codec=ENCODERS[cfg.get("video_codec", "h264")],
+        audio_codec="aac" if container in ("mp4", "mov") else "libopus",
+        mode=cfg.get("mode", "auto"), crf=cfg.get("crf", 20),
         preset=cfg.get("preset", "veryfast"), width=cfg.get("width"), height=cfg.get("height"),
     )
     with ExitStack() as stack:
@@ -56,10 +62,10 @@ def render_export(ctx: JobContext) -> None:
             path = stack.enter_context(rt.storage.local_path(clip.object_key))
             clip_of[path] = clip.id
             pieces += [Piece(path, a, b) for a, b in keeps]
-        out = work / f"cut.{settings.container}"
+        out = work / f"cut.{container}"
         result = render(pieces, out, settings,
                         progress=lambda f: ctx.progress(0.95 * f, "render"))
-        key = keys.export_file(*ids, settings.container)
+        key = keys.export_file(*ids, container)
         obj = rt.storage.put_file(key, out)
         rendered = [{"clip_id": clip_of[p.path], "start": round(p.start, 6),
                      "end": round(p.end, 6)} for p in result.pieces]
@@ -72,7 +78,8 @@ def render_export(ctx: JobContext) -> None:
         exp.size = obj.size
         exp.duration = result.duration
         exp.error = None
-        exp.result = {"cuts": applied, "keep_segments": rendered,
+        exp.result = {"cuts": applied, "keep_segments": rendered, "mode": result.mode,
+                      "mode_reason": result.mode_reason, "copied_frames": result.copied_frames,
                       "video_frames": result.video_frames, "audio_samples": result.audio_samples}
         record_event(s, user_id=exp.user_id, project_id=exp.project_id, type="ExportComplete",
                      payload={"export_id": exp.id, "duration": result.duration,
