@@ -186,14 +186,14 @@ class OpenAITranscriber:
     def pieces(self, samples: np.ndarray) -> list[tuple[int, int, bytes]]:
         """The (start, end, Ogg bytes) uploads for these samples, each under the size limit."""
         out: list[tuple[int, int, bytes]] = []
-        todo = plan_pieces(samples, self.max_piece_samples())
-        while todo:
-            a, b = todo.pop(0)
+        pending = plan_pieces(samples, self.max_piece_samples())
+        while pending:
+            a, b = pending.pop(0)
             data = encode_opus(samples[a:b], self.bitrate)
             if len(data) > self.max_upload_bytes and b - a > 2 * SAMPLE_RATE:
                 # The encoder beat the margin: split this piece again, at half its length.
                 sub = plan_pieces(samples[a:b], (b - a) // 2)
-                todo[:0] = [(a + s, a + e) for s, e in sub]
+                pending[:0] = [(a + s, a + e) for s, e in sub]
                 continue
             out.append((a, b, data))
         return out
