@@ -17,18 +17,7 @@ from sapari_server.speech.takes import (
 from sapari_server.speech.takes_heuristic import HeuristicTakeDetector
 from sapari_server.speech.types import Word
 
-
-def words_of(text: str, step: float = 0.3) -> list[Word]:
-    """Words 0.27 s long every 0.3 s; "<0.8>" inserts that many seconds of pause."""
-    out: list[Word] = []
-    t = 0.0
-    for tok in text.split():
-        if tok.startswith("<"):
-            t += float(tok[1:-1])
-            continue
-        out.append(Word(tok, round(t, 3), round(t + step * 0.9, 3)))
-        t += step
-    return out
+from .wordlists import words_of
 
 
 def cut(words: list[Word], findings: list[TakeFinding]) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ pytest.importorskip("openai")
 
 from sapari_server.speech.takes import TakeDetectionError  # noqa: E402
 from sapari_server.speech.takes_llm import LLMTakeDetector, chunks  # noqa: E402
-from sapari_server.speech.types import Word  # noqa: E402
 
 from .fake_openai import (  # noqa: E402
     FakeOpenAI,
@@ -23,20 +22,9 @@ from .fake_openai import (  # noqa: E402
     server_error,
     slow,
 )
+from .wordlists import words_of  # noqa: E402
 
 TEXT = "So the first thing... <0.6> So the first thing you want is power. Um, it is easy."
-
-
-def words_of(text: str, step: float = 0.3) -> list[Word]:
-    out: list[Word] = []
-    t = 0.0
-    for tok in text.split():
-        if tok.startswith("<"):
-            t += float(tok[1:-1])
-            continue
-        out.append(Word(tok, round(t, 3), round(t + step * 0.9, 3)))
-        t += step
-    return out
 
 
 WORDS = words_of(TEXT)
