@@ -17,12 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 sys.path.insert(0, str(ROOT))
 
 from sapari_nb import Client  # noqa: E402
 from sapari_server.embedded import EmbeddedServer  # noqa: E402
-from sapari_server.media.speechgen import generate_spoken_talk, random_script  # noqa: E402
 from sapari_server.settings import Settings  # noqa: E402
+from sapari_testkit.speechgen import generate_spoken_talk, random_script  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 TALK = CACHE / "spoken_10min.mp4"

@@ -25,10 +25,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
 from sapari_server.media.audio import analyze_audio  # noqa: E402
-from sapari_server.media.generate import generate_talk  # noqa: E402
 from sapari_server.media.silence import detect_silences_in  # noqa: E402
+from sapari_testkit.generate import generate_talk  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 TEN = CACHE / "talk_10min_720p30.mp4"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 sys.path.insert(0, str(ROOT / "bench"))
 
 from analysis_speed import SIXTY, TEN, make_sixty, make_ten  # noqa: E402

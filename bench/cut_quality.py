@@ -26,15 +26,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
 from sapari_server.media.audio import analyze_audio  # noqa: E402
-from sapari_server.media.generate import TalkTruth, generate_talk  # noqa: E402
 from sapari_server.media.silence import (  # noqa: E402
     Cut,
     SilenceSettings,
     detect_silences_in,
 )
 from sapari_server.media.vad import WINDOW_S, detect_silences_vad, speech_probabilities  # noqa: E402
+from sapari_testkit.generate import TalkTruth, generate_talk  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "quality"
 ROOMS: dict[str, dict[str, object]] = {

@@ -32,15 +32,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
-from sapari_server.media.speechgen import (  # noqa: E402
+from sapari_server.speech.takes import TakeFinding  # noqa: E402
+from sapari_server.speech.takes_heuristic import HeuristicTakeDetector  # noqa: E402
+from sapari_server.speech.types import Word  # noqa: E402
+from sapari_testkit.speechgen import (  # noqa: E402
     SpokenTruth,
     generate_spoken_talk,
     random_script,
 )
-from sapari_server.speech.takes import TakeFinding  # noqa: E402
-from sapari_server.speech.takes_heuristic import HeuristicTakeDetector  # noqa: E402
-from sapari_server.speech.types import Word  # noqa: E402
 
 TAKE_KINDS = ("false_start", "repeated_take")
 VOICES = ("en-us", "en-gb", "en+f3")

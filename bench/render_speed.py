@@ -26,9 +26,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
-from sapari_server.media.generate import generate_talk  # noqa: E402
 from sapari_server.media.render import Piece, RenderResult, RenderSettings, render  # noqa: E402
+from sapari_testkit.generate import generate_talk  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 # A keyframe every 2 s, as cameras and OBS record; smart render copies whole GOPs.

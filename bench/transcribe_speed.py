@@ -22,6 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 sys.path.insert(0, str(ROOT))
 
 from sapari_server.speech.transcribe_local import LocalTranscriber  # noqa: E402

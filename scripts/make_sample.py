@@ -27,8 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
-from sapari_server.media.generate import base_picture, picture  # noqa: E402
+from sapari_testkit.generate import base_picture, picture  # noqa: E402
 
 RATE = 48_000
 FPS = 30

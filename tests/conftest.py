@@ -12,8 +12,8 @@ import pytest
 from sapari_nb import Client
 from sapari_server.auth import create_user
 from sapari_server.embedded import EmbeddedServer
-from sapari_server.media.generate import TalkTruth, generate_talk
 from sapari_server.settings import Settings
+from sapari_testkit.generate import TalkTruth, generate_talk
 
 REQUIRE_SERVICES = os.environ.get("SAPARI_REQUIRE_SERVICES") == "1"
 

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     job_stale_after: float = 60.0
     sse_keepalive: float = 15.0
 
+    # Storage lifecycle: soft-deleted rows stay restorable this long, then a periodic task
+    # (and `sapari-nb gc`) removes the objects only they own and frees the quota.
+    retention_days: float = 7.0
+    # Job bounds: a job may run this long plus a multiple of its media's duration.
+    job_time_limit: float = 600.0
+    job_time_limit_per_media_second: float = 20.0
+    # Exports never exceed the source's size unless asked, and then at most this factor.
+    max_export_scale: float = 2.0
+
     # Speech. "auto": the OpenAI-compatible API when a key is set, else the local
     # faster-whisper model when installed, else none (silences only, said plainly).
     transcriber: Literal["auto", "openai", "local", "none"] = "auto"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sapari_nb import Client, JobFailed, SapariError
-from sapari_server.media.generate import TalkTruth, make_bad_inputs
+from sapari_testkit.generate import TalkTruth, make_bad_inputs
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from sapari_nb import Client
 from sapari_nb.flow import edit_file
-from sapari_server.media.generate import TalkTruth
+from sapari_testkit.generate import TalkTruth
 
 
 def decoded_durations(path: Path) -> tuple[float, float, Fraction]:
@@ -125,7 +125,7 @@ def test_cli_sample_quickstart(tmp_path: Path) -> None:
 
 def test_noisy_room_pauses_found_through_the_api(client: Client, tmp_path: Path) -> None:
     """Pink noise at -32 dBFS plus 50 Hz hum: the default (VAD + adaptive floor) still cuts."""
-    from sapari_server.media.generate import generate_talk
+    from sapari_testkit.generate import generate_talk
 
     src = tmp_path / "noisy.mp4"
     pauses = [0.8, 1.2, 0.75, 1.6, 0.9, 2.0, 1.0, 0.3]

@@ -11,9 +11,9 @@ from sqlalchemy import update
 from sapari_nb import Client
 from sapari_server.db.base import utcnow
 from sapari_server.db.models import Job
-from sapari_server.media.generate import TalkTruth
 from sapari_server.queue.consumer import start_embedded_consumer
 from sapari_server.queue.jobs import claim
+from sapari_testkit.generate import TalkTruth
 
 from ..conftest import start_server
 

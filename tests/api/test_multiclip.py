@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sapari_nb import Client
-from sapari_server.media.generate import generate_talk
+from sapari_testkit.generate import generate_talk
 
 from .test_flow import decoded_durations
 

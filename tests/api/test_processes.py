@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from sapari_nb import Client
-from sapari_server.media.generate import TalkTruth
+from sapari_testkit.generate import TalkTruth
 
 from ..conftest import start_server
 

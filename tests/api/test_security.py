@@ -10,7 +10,7 @@ import pytest
 
 from sapari_nb import Client, SapariError
 from sapari_server.embedded import EmbeddedServer
-from sapari_server.media.generate import TalkTruth
+from sapari_testkit.generate import TalkTruth
 
 
 def _with_params(url: str, **changes: str) -> str:

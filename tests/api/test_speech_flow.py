@@ -13,7 +13,7 @@ import pytest
 from sapari_nb import Client, JobFailed
 from sapari_nb.samples import sample_path
 from sapari_server.embedded import EmbeddedServer
-from sapari_server.media.generate import generate_talk
+from sapari_testkit.generate import generate_talk
 
 from ..conftest import start_server
 from ..speech.fake_openai import FakeOpenAI, chat_completion, malformed

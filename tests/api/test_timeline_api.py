@@ -11,7 +11,7 @@ import opentimelineio as otio
 import pytest
 
 from sapari_nb import Client, SapariError
-from sapari_server.media.generate import TalkTruth
+from sapari_testkit.generate import TalkTruth
 
 
 @pytest.fixture(scope="module")

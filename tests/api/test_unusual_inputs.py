@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sapari_nb import Client
-from sapari_server.media.generate import generate_talk
+from sapari_testkit.generate import generate_talk
 
 from .test_flow import decoded_durations
 

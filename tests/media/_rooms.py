@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from sapari_server.media.audio import AudioAnalysis, analyze_audio
-from sapari_server.media.generate import TalkTruth, generate_talk
 from sapari_server.media.silence import Cut
+from sapari_testkit.generate import TalkTruth, generate_talk
 
 LONG = 0.75  # pauses at least this long must be found
 PINK_HUM = {"noise_db": -32.0, "noise_color": "pink", "hum_db": -30.0}

@@ -10,7 +10,7 @@ import pytest
 
 from sapari_server.media.audio import analyze_audio
 from sapari_server.media.errors import MediaError
-from sapari_server.media.generate import generate_talk, make_bad_inputs
+from sapari_testkit.generate import generate_talk, make_bad_inputs
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from sapari_server.media.audio import analyze_audio
-from sapari_server.media.generate import generate_talk
 from sapari_server.media.silence import (
     SilenceSettings,
     auto_threshold,
@@ -17,6 +16,7 @@ from sapari_server.media.silence import (
     detect_silences,
     detect_silences_in,
 )
+from sapari_testkit.generate import generate_talk
 
 from ._rooms import PINK_HUM, Talk, assert_no_speech_cut, make_talks, recall
 

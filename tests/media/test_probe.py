@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sapari_server.media.errors import MediaError
-from sapari_server.media.generate import generate_talk, make_bad_inputs
 from sapari_server.media.probe import MediaInfo, probe
+from sapari_testkit.generate import generate_talk, make_bad_inputs
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sapari_server.media.errors import MediaError
-from sapari_server.media.generate import generate_talk
 from sapari_server.media.probe import probe
 from sapari_server.media.proxy import make_proxy
+from sapari_testkit.generate import generate_talk
 
 
 def frame_times(path: Path) -> list[float]:

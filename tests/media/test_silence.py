@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sapari_server.media.audio import analyze_audio
-from sapari_server.media.generate import TalkTruth, generate_talk
 from sapari_server.media.silence import Cut, SilenceSettings, detect_silences, detect_silences_in
+from sapari_testkit.generate import TalkTruth, generate_talk
 
 TOL = 0.05
 

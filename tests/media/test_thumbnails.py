@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from sapari_server.media.errors import MediaError
-from sapari_server.media.generate import generate_talk
 from sapari_server.media.thumbnails import make_thumbnail_sprite
+from sapari_testkit.generate import generate_talk
 
 
 def read_jpeg(path: Path) -> np.ndarray:

@@ -161,7 +161,7 @@ def test_falls_back_to_loudness_without_model(
 
 def test_vad_never_cuts_loud_non_speech(tmp_path: Path) -> None:
     """A tone voice reads as "no speech" to Silero; the loudness guard keeps it whole."""
-    from sapari_server.media.generate import generate_talk
+    from sapari_testkit.generate import generate_talk
 
     path = tmp_path / "tone.mp4"
     truth = generate_talk(path, pauses=[0.8, 1.5, 2.0], seed=7)

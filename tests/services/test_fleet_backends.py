@@ -10,7 +10,7 @@ import pytest
 
 from sapari_nb import Client
 from sapari_nb.flow import edit_file
-from sapari_server.media.generate import TalkTruth
+from sapari_testkit.generate import TalkTruth
 
 from ..conftest import need_service, start_server
 

@@ -202,7 +202,7 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 @pytest.fixture(scope="module")
 def talks(tmp_path_factory: pytest.TempPathFactory) -> list:
-    from sapari_server.media.speechgen import generate_spoken_talk, random_script
+    from sapari_testkit.speechgen import generate_spoken_talk, random_script
 
     root = tmp_path_factory.mktemp("talks")
     voices = ["en-us", "en-gb", "en+f3"]
@@ -244,7 +244,7 @@ def test_false_starts_on_spoken_talks(talks: list, whisper_dropped_them: bool) -
 
 @needs_espeak
 def test_spoken_talk_truth(tmp_path: Path) -> None:
-    from sapari_server.media.speechgen import (
+    from sapari_testkit.speechgen import (
         FalseStart,
         Filler,
         Pause,
@@ -272,7 +272,7 @@ def test_spoken_talk_truth(tmp_path: Path) -> None:
 def test_speechgen_says_when_espeak_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from sapari_server.media import speechgen
+    from sapari_testkit import speechgen
 
     monkeypatch.setattr(speechgen.shutil, "which", lambda _name: None)
     with pytest.raises(speechgen.SpeechGenUnavailable, match="espeak-ng is not installed"):

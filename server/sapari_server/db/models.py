@@ -53,6 +53,8 @@ class Clip(Base, Timestamps, SoftDelete):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
     media_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Set when the lifecycle purged this row's object from storage (its bytes are freed).
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Artifact(Base, Timestamps, SoftDelete):
@@ -66,6 +68,8 @@ class Artifact(Base, Timestamps, SoftDelete):
     object_key: Mapped[str] = mapped_column(String(500))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set when the lifecycle purged this row's object from storage (its bytes are freed).
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Transcript(Base, Timestamps, SoftDelete):
@@ -126,6 +130,8 @@ class Export(Base, Timestamps, SoftDelete):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     job_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Set when the lifecycle purged this row's object from storage (its bytes are freed).
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Job(Base, Timestamps, SoftDelete):
@@ -151,7 +157,10 @@ class Event(Base):
     """The durable event log: ids increase monotonically, so SSE can replay after any id."""
 
     __tablename__ = "events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit (and must stay
+    # INTEGER to be the rowid alias that autoincrements).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     project_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     type: Mapped[str] = mapped_column(String(64))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..speech.types import Word
+    from sapari_server.speech.types import Word
 
 PartKind = Literal["sentence", "false_start", "filler", "pause"]
 # espeak-ng writes 22.05 kHz mono 16-bit WAV whatever the voice.
@@ -107,7 +107,7 @@ class SpokenTruth:
         A false start's last word carries "..." the way Whisper marks abandoned sentences.
         Excluding false starts or fillers imitates a transcriber that dropped those words.
         """
-        from ..speech.types import Word
+        from sapari_server.speech.types import Word
 
         out: list[Word] = []
         for part in self.parts:

@@ -1,0 +1,1 @@
+"""Test support, not shipped: media generators with exact ground truth (tests, bench, scripts)."""
