@@ -15,6 +15,13 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class TokenOut(Out):
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class UserOut(Out):
     id: str
     name: str
@@ -166,6 +173,9 @@ class ExportRequest(BaseModel):
     width: int | None = Field(default=None, ge=16, le=7680)
     height: int | None = Field(default=None, ge=16, le=4320)
     apply: Literal["accepted", "accepted_and_proposed"] = "accepted"
+    allow_upscale: bool = Field(
+        default=False, description="allow width/height above the source's, up to the server's "
+                                   "max_export_scale; otherwise larger sizes are refused")
     priority: Priority = "interactive"
 
     @model_validator(mode="after")
