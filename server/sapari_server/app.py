@@ -10,6 +10,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .api import validation_errors
 from .api.routes import (
     analysis,
     clips,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 rt.close()
 
     app = FastAPI(title="sapari-nb job server", version="0.1.0", lifespan=lifespan)
+    validation_errors.install(app)
     for module in (projects, clips, analysis, edits, exports, timeline, jobs, events):
         app.include_router(module.router)
     if settings.resolved_storage_url.startswith("file:"):
