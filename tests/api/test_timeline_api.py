@@ -28,8 +28,9 @@ def edited(server, talk: tuple[Path, TalkTruth]):  # noqa: ANN001, ANN201
 
 def test_otio_matches_rendered_keeps(client: Client, edited, talk) -> None:  # noqa: ANN001
     project_id, clip, exp = edited
-    tl = otio.adapters.read_from_string(client.timeline(project_id, "otio").decode(),
-                                        adapter_name="otio_json")
+    tl = otio.adapters.read_from_string(
+        client.timeline(project_id, "otio", media_dir="/media/shoot").decode(),
+        adapter_name="otio_json")
     video = tl.video_tracks()[0]
     got = [(c.source_range.start_time.to_seconds(),
             c.source_range.end_time_exclusive().to_seconds()) for c in video.find_clips()]
@@ -38,7 +39,7 @@ def test_otio_matches_rendered_keeps(client: Client, edited, talk) -> None:  # n
     for (a, b), (c, d) in zip(got, want, strict=True):
         assert abs(a - c) <= 1 / 30 + 1e-6 and abs(b - d) <= 1 / 30 + 1e-6
     ref = video.find_clips()[0].media_reference
-    assert ref.target_url.startswith("file:///")
+    assert ref.target_url == f"file:///media/shoot/{clip.filename}"
 
 
 def test_fcpxml_premiere_edl_point_at_media_dir(client: Client, edited) -> None:  # noqa: ANN001
@@ -65,6 +66,32 @@ def test_timeline_errors_are_clear(client: Client, edited) -> None:  # noqa: ANN
     with pytest.raises(SapariError) as e:
         client.timeline(project_id, "avid")
     assert e.value.status == 422
+    for fmt in ("otio", "fcpxml", "premiere"):
+        with pytest.raises(SapariError) as e:
+            client.timeline(project_id, fmt)
+        assert e.value.status == 422 and "media_dir" in e.value.detail
+
+
+def test_timelines_never_carry_server_paths_or_raw_names(client: Client, server,  # noqa: ANN001
+                                                          talk) -> None:  # noqa: ANN001
+    """Without media_dir a timeline used to hold the server's object paths; with it, a file
+    name like ../../etc/passwd.mp4 was joined in raw."""
+    project = client.create_project("hostile names")
+    after = client.cursor()
+    ticket = client.presign(project.id, "../../etc/passwd.mp4", talk[0].stat().st_size)
+    client.put_bytes(ticket, talk[0])
+    client.wait_clip(client.confirm(ticket.clip.id), after=after)
+    data_dir = str(server.settings.data_dir)
+    for fmt, kw in (("otio", {"media_dir": "/media/shoot"}), ("edl", {}),
+                    ("fcpxml", {"media_dir": "/media/shoot"}),
+                    ("premiere", {"media_dir": "/media/shoot"})):
+        text = client.timeline(project.id, fmt, **kw).decode()
+        assert data_dir not in text and "/objects/" not in text
+        assert "etc/passwd" not in text and "..%2F" not in text and "../" not in text
+    otio_text = client.timeline(project.id, "otio", media_dir="/media/shoot").decode()
+    tl = otio.adapters.read_from_string(otio_text, adapter_name="otio_json")
+    urls = {c.media_reference.target_url for c in tl.find_clips()}
+    assert urls == {"file:///media/shoot/passwd.mp4"}
 
 
 def test_cli_timeline_flag(tmp_path: Path, talk: tuple[Path, TalkTruth]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Priority = Literal["interactive", "batch"]
 EditStatus = Literal["proposed", "accepted", "rejected"]
@@ -13,6 +13,20 @@ EditStatus = Literal["proposed", "accepted", "rejected"]
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class In(BaseModel):
+    """What clients send. Strict: `true` is not a size and `"0.5"` is not a number; unknown
+    fields are refused so a misspelt setting is an error, not silently ignored. Floats must
+    be finite (no NaN, no infinity)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+# The longest recording a time may point into: a week, far past any real talk, so a number
+# like 1e308 is refused at the edge instead of reaching the renderer.
+MAX_SECONDS = 7 * 24 * 3600.0
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 
 
 class TokenOut(Out):
@@ -29,9 +43,24 @@ class UserOut(Out):
     used_bytes: int
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(In):
     name: str = Field(min_length=1, max_length=500)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="`analysis`: defaults for every analysis run of the "
+                                          "project, checked like POST /analyze's body")
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Stored settings feed every later run: check them now, with the same rules as a
+        # run's own, so a bad value is a 422 here and never a failed job later.
+        unknown = set(value) - {"analysis"}
+        if unknown:
+            raise ValueError(f"unknown project settings {sorted(unknown)}: only 'analysis'")
+        if value.get("analysis") is not None:
+            analysis = AnalysisSettings.model_validate(value["analysis"])
+            value = {**value, "analysis": analysis.model_dump(exclude_none=True)}
+        return value
 
 
 class ProjectOut(Out):
@@ -56,7 +85,7 @@ class ClipOut(Out):
     created_at: datetime
 
 
-class PresignRequest(BaseModel):
+class PresignRequest(In):
     filename: str = Field(min_length=1, max_length=500)
     size: int = Field(gt=0, description="exact size in bytes of the file to upload")
     content_type: str = Field(default="application/octet-stream", max_length=200)
@@ -70,7 +99,7 @@ class PresignOut(BaseModel):
     expires_at: datetime
 
 
-class ClipPatch(BaseModel):
+class ClipPatch(In):
     position: int | None = Field(default=None, ge=0, description="new place in the project")
     filename: str | None = Field(default=None, min_length=1, max_length=500)
 
@@ -93,13 +122,18 @@ class TranscriptOut(Out):
     created_at: datetime
 
 
-class AnalyzeRequest(BaseModel):
+class AnalysisSettings(In):
+    """Analysis settings, as stored on a project (``settings.analysis``) or sent per run."""
+
     silence_method: Literal["vad", "loudness"] | None = None
     silence_threshold_db: Annotated[float, Field(ge=-100, le=0)] | Literal["auto"] | None = None
     min_silence: float | None = Field(default=None, ge=0.05, le=60)
     padding: float | None = Field(default=None, ge=0, le=5)
     detectors: list[Literal["silence", "takes"]] | None = Field(
         default=None, description="default both; takes need a transcriber")
+
+
+class AnalyzeRequest(AnalysisSettings):
     priority: Priority = "interactive"
 
 
@@ -128,10 +162,10 @@ class EditOut(Out):
     meta: dict[str, Any]
 
 
-class EditCreate(BaseModel):
+class EditCreate(In):
     clip_id: str
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
+    start: Seconds
+    end: Annotated[float, Field(gt=0, le=MAX_SECONDS)]
     kind: str = Field(default="manual", max_length=32)
     reason: str = Field(default="", max_length=2000)
     status: EditStatus = "accepted"
@@ -143,14 +177,14 @@ class EditCreate(BaseModel):
         return self
 
 
-class EditPatch(BaseModel):
+class EditPatch(In):
     status: EditStatus | None = None
-    start: float | None = Field(default=None, ge=0)
-    end: float | None = Field(default=None, gt=0)
+    start: Seconds | None = None
+    end: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class EditsBulkPatch(BaseModel):
+class EditsBulkPatch(In):
     status: EditStatus
     ids: list[str] | None = Field(default=None, description="None: every edit of the project")
     only_status: EditStatus | None = Field(
@@ -161,7 +195,7 @@ class BulkResult(BaseModel):
     updated: int
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(In):
     container: Literal["mp4", "mov", "mkv", "webm"] = "mp4"
     video_codec: Literal["h264", "vp9", "av1"] = "h264"
     mode: Literal["auto", "exact", "smart"] = Field(

@@ -57,6 +57,13 @@ async def patch_edit(edit_id: str, body: EditPatch, user: CurrentUser, session: 
     edit = await owned(session, Edit, edit_id, user)
     start = edit.start if body.start is None else body.start
     end = edit.end if body.end is None else body.end
+    clip = await session.get(Clip, edit.clip_id)
+    if clip is not None and clip.duration is not None:
+        # Same rule as a new manual cut: inside the clip, the end clamped to its length.
+        if start >= clip.duration:
+            raise HTTPException(422, f"start {start} s is past the clip's end "
+                                     f"({clip.duration:.3f} s)")
+        end = min(end, clip.duration)
     if end <= start:
         raise HTTPException(422, f"end ({end}) must be after start ({start})")
     edit.start, edit.end = start, end

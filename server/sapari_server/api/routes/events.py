@@ -17,15 +17,20 @@ from ..deps import CurrentUser, RuntimeDep
 
 router = APIRouter(tags=["events"])
 BATCH = 500
+# Event ids are 64-bit: a larger id cannot exist, and the database would reject it mid-stream.
+MAX_EVENT_ID = 2**63 - 1
 
 
 def _start_id(last_event_id: str | None, after: int | None) -> int | None:
     if last_event_id:
         try:
-            return int(last_event_id)
+            value = int(last_event_id)
         except ValueError:
-            raise HTTPException(400, f"Last-Event-ID {last_event_id!r} is not an event id "
-                                     "(a number this stream sent)") from None
+            value = -1
+        if not 0 <= value <= MAX_EVENT_ID:
+            raise HTTPException(400, f"Last-Event-ID {last_event_id[:40]!r} is not an event id "
+                                     "(a number this stream sent)")
+        return value
     return after
 
 
@@ -42,7 +47,7 @@ async def event_cursor(user: CurrentUser, rt: RuntimeDep) -> dict[str, int]:
 async def stream_events(
     request: Request, user: CurrentUser, rt: RuntimeDep,
     project_id: Annotated[str | None, Query(description="only this project's events")] = None,
-    after: Annotated[int | None, Query(ge=0, description="replay events after this id; "
+    after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="replay events after this id; "
                                        "default: only new events")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
