@@ -10,6 +10,7 @@ import pytest
 
 from sapari_nb import Client
 from sapari_nb.flow import edit_file
+from sapari_server.events.log import record_event
 from sapari_testkit.generate import TalkTruth
 
 from ..conftest import need_service, start_server
@@ -61,7 +62,7 @@ def test_flow_on_postgres_and_redis(tmp_path: Path, pg_database: str, redis_url:
             ).fetchall())
             assert kinds == {"process_clip": 1, "analyze_project": 1, "render_export": 1}
             version = conn.execute("select version_num from alembic_version").fetchone()
-            assert version == ("0001",)
+            assert version == ("0002",)
     finally:
         srv.stop()
 
@@ -104,3 +105,26 @@ def test_event_ids_commit_in_order_on_postgres(pg_database: str) -> None:
         ids = [e.id for e in s.query(Event).order_by(Event.id)]
     assert ids[0] == first.id and len(ids) == 2
     engine.dispose()
+
+
+def test_event_ids_past_32_bits_on_postgres(tmp_path: Path, pg_database: str) -> None:
+    """events.id was a 32-bit SERIAL on PostgreSQL: past 2^31 inserts failed and streams after
+    such an id aborted. Now the column and its sequence are 64-bit."""
+    import psycopg
+
+    srv = start_server(tmp_path / "data", database_url=pg_database, embedded_workers=0)
+    try:
+        with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("SELECT setval('events_id_seq', %s)", (2**33,))
+        with Client(srv.url, srv.token, progress=False) as client:
+            project = client.create_project("big ids")
+            rt = srv.app.state.runtime
+            with rt.sync_session() as s, s.begin():
+                record_event(s, user_id=client.me().id, project_id=project.id,
+                             type="EditsChanged", payload={"edit_ids": []})
+            rt.bus.notify(client.me().id)
+            got = next(iter(client.events(project_id=project.id, after=2**33 - 1)))
+            assert got.id > 2**33 and got.type == "EditsChanged"
+            assert client.cursor() > 2**31
+    finally:
+        srv.stop()
