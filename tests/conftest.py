@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,31 @@ from sapari_server.settings import Settings
 from sapari_testkit.generate import TalkTruth, generate_talk
 
 REQUIRE_SERVICES = os.environ.get("SAPARI_REQUIRE_SERVICES") == "1"
+_RUN_DIR: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Everything a test run writes lands in one folder that is removed at the end: pytest's
+    own tmp_path folders, every temporary file of the tests and of the processes they start
+    (TMPDIR), and any default data folder (SAPARI_DATA_DIR, HOME). Nothing is left in /tmp or
+    in the home folder."""
+    global _RUN_DIR
+    if _RUN_DIR is not None:
+        return
+    _RUN_DIR = Path(tempfile.mkdtemp(prefix="sapari-tests-"))
+    for name in ("tmp", "home"):
+        (_RUN_DIR / name).mkdir()
+    os.environ["TMPDIR"] = str(_RUN_DIR / "tmp")
+    tempfile.tempdir = None  # re-read TMPDIR
+    os.environ["SAPARI_DATA_DIR"] = str(_RUN_DIR / "home" / ".sapari-nb")
+    os.environ["HOME"] = str(_RUN_DIR / "home")
+    if not config.option.basetemp:
+        config.option.basetemp = str(_RUN_DIR / "pytest")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN_DIR is not None:
+        shutil.rmtree(_RUN_DIR, ignore_errors=True)
 
 
 def need_service(name: str, host: str, port: int) -> None:
