@@ -24,6 +24,8 @@ from .api.routes import (
 )
 from .db.migrate import upgrade
 from .embedded import ensure_local_user
+from .queue.jobs import new_error_id
+from .queue.tasks import bind_tasks
 from .runtime import Runtime, build_runtime
 from .settings import Settings, get_settings
 
@@ -36,6 +38,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or await anyio.to_thread.run_sync(build_runtime, settings)
+        # The API enqueues jobs, so it needs the tasks bound (the runtime leaves that to us).
+        await anyio.to_thread.run_sync(bind_tasks, rt)
         await anyio.to_thread.run_sync(upgrade, settings.resolved_database_url)
         app.state.runtime = rt
         if settings.local_user:
@@ -68,10 +72,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Never a bare 500 page: say what broke so the user can report it.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # The exception's text may hold SQL, parameters or server paths: it goes to the
+        # log only, under an id the user can quote.
+        error_id = new_error_id()
+        log.error("unhandled error on %s %s, error id %s", request.method, request.url.path,
+                  error_id, exc_info=exc)
         return JSONResponse(status_code=500, content={
-            "detail": f"internal error: {type(exc).__name__}: {exc}"})
+            "detail": f"internal error (error id {error_id}): the server log has the details"})
 
     return app
 

@@ -18,9 +18,19 @@ def clip_source(user_id: str, project_id: str, clip_id: str, filename: str) -> s
     return f"users/{user_id}/projects/{project_id}/clips/{clip_id}/source{safe_suffix(filename)}"
 
 
-def clip_artifact(user_id: str, project_id: str, clip_id: str, name: str) -> str:
-    return f"users/{user_id}/projects/{project_id}/clips/{clip_id}/{name}"
+# Keys a worker writes carry its job attempt's tag (``<job id>.<attempt>``): a superseded
+# attempt that resumes late writes beside the winner's objects, never over them, and its own
+# are deleted when its completion is refused.
 
 
-def export_file(user_id: str, project_id: str, export_id: str, container: str) -> str:
-    return f"users/{user_id}/projects/{project_id}/exports/{export_id}/cut.{container}"
+def clip_artifact(user_id: str, project_id: str, clip_id: str, name: str, tag: str) -> str:
+    return f"users/{user_id}/projects/{project_id}/clips/{clip_id}/{_safe(tag)}/{name}"
+
+
+def export_file(user_id: str, project_id: str, export_id: str, container: str,
+                tag: str) -> str:
+    return f"users/{user_id}/projects/{project_id}/exports/{export_id}/{_safe(tag)}/cut.{container}"
+
+
+def _safe(tag: str) -> str:
+    return _SAFE.sub("", tag) or "x"

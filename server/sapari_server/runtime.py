@@ -29,6 +29,7 @@ class Runtime:
     # The API's async engine is made lazily: workers never need it.
     _async_engine: AsyncEngine | None = None
     _async_session: async_sessionmaker | None = None
+    # Filled by queue.tasks.bind_tasks at the entry points (app start, worker).
     tasks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -48,8 +49,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from .queue.tasks import bind_tasks
-
+    """Every backend, with no tasks bound: entry points call ``queue.tasks.bind_tasks``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_sync_engine(settings.resolved_database_url)
     rt = Runtime(
@@ -60,5 +60,4 @@ def build_runtime(settings: Settings) -> Runtime:
         sync_engine=engine,
         sync_session=sync_sessions(engine),
     )
-    rt.tasks = bind_tasks(rt)
     return rt

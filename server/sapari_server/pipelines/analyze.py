@@ -9,6 +9,7 @@ and the audio together. With no transcriber, silences only, and the summary says
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class ClipAudio:
     levels_db: np.ndarray
     wav16k: Path | None
     transcript: list[Word] | None  # a stored transcript from this backend, reused
+    filename: str = ""
 
 
 class LoadAudio(Step):
@@ -55,7 +57,8 @@ class LoadAudio(Step):
             with storage.local_path(c["levels_key"]) as p:
                 levels = np.load(p)
             wav = stack.enter_context(storage.local_path(c["wav_key"])) if c["wav_key"] else None
-            out.append(ClipAudio(c["id"], c["duration"], c["hop"], levels, wav, c["words"]))
+            out.append(ClipAudio(c["id"], c["duration"], c["hop"], levels, wav, c["words"],
+                                 c["filename"]))
         return out
 
 
@@ -100,15 +103,46 @@ class Silences(Step):
     def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
         settings: SilenceSettings = ctx.inputs["silence"]
         clips: list[ClipAudio] = ctx.need("load_audio")
+        notes: list[str] = ctx.inputs["notes"]
+        methods: set[str] = ctx.inputs["silence_methods"]
         found: dict[str, list[Range]] = {}
+        # Decide the fallback here (detect_pauses would make it quietly) so the summary
+        # can say that pauses were found by loudness, and why.
+        vad_missing = _vad_problem() if settings.method == "vad" else None
+        if vad_missing:
+            notes.append(vad_missing)
+        no_wav = []
         for i, c in enumerate(clips):
-            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, settings, hop=c.hop)
+            s = settings
+            if settings.method == "vad" and (vad_missing or c.wav16k is None):
+                s = dataclasses.replace(settings, method="loudness", threshold_db=None)
+                if not vad_missing:
+                    no_wav.append(c.filename)
+            methods.add(s.method)
+            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, s, hop=c.hop)
             found[c.clip_id] = [
                 Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
                 for x in cuts
             ]
             self.progress(ctx, (i + 1) / len(clips))
+        if no_wav:
+            notes.append(f"no 16 kHz audio for {', '.join(no_wav)}: its pauses were found by "
+                         "loudness instead of voice activity; process the clip again for VAD")
         return found
+
+
+def _vad_problem() -> str | None:
+    """None when the Silero VAD model loads; else a note for the summary."""
+    from ..media import vad
+
+    try:
+        vad.load_model()
+    except vad.VadUnavailable as e:
+        log.warning("VAD unavailable (%s): pauses by loudness", e)
+        return ("voice activity detection (Silero VAD) is not available on this server, so "
+                "pauses were found by loudness instead: install faster-whisper and "
+                "onnxruntime (pip install 'sapari-nb[local]') for VAD")
+    return None
 
 
 class Takes(Step):
@@ -163,7 +197,7 @@ def _settings_for(run_cfg: dict[str, Any], rt: Any) -> SilenceSettings:
 
 def analyze_project(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s, s.begin():
+    with ctx.session() as s:
         run = s.get(AnalysisRun, ctx.target_id)
         if run is None or run.is_deleted:
             raise JobFailure(f"analysis run {ctx.target_id} no longer exists")
@@ -179,10 +213,14 @@ def analyze_project(ctx: JobContext) -> None:
         detector = make_take_detector(rt.settings) if transcriber is not None else None
     except (TranscriptionError, TakeDetectionError) as e:
         raise JobFailure(str(e)) from None
-    notes = []
+    notes: list[str] = []
+    methods: set[str] = set()
     if "takes" in detectors and transcriber is None:
         status = transcriber_status(rt.settings)
         notes.append(status if "silences only" in status else f"{status}; cutting silences only")
+    elif transcriber is not None and detector is None:
+        notes.append("take detection is off (SAPARI_TAKE_DETECTOR=none): the transcript was "
+                     "made but false starts and retakes were not judged")
 
     with rt.sync_session() as s:
         clips = list(s.scalars(
@@ -208,7 +246,7 @@ def analyze_project(ctx: JobContext) -> None:
                     Transcript.backend == transcriber.name)
                     .order_by(Transcript.created_at.desc())).first()
                 stored = [Word(**w) for w in t.words] if t is not None else None
-            inputs.append({"id": c.id, "duration": usable_duration(c),
+            inputs.append({"id": c.id, "filename": c.filename, "duration": usable_duration(c),
                            "levels_key": arts["levels"].object_key,
                            "hop": arts["levels"].meta["hop"],
                            "wav_key": arts["audio"].object_key if "audio" in arts else None,
@@ -216,7 +254,7 @@ def analyze_project(ctx: JobContext) -> None:
 
     def save_transcript(clip_id: str, t: Any) -> None:
         # Kept at once: an hour of transcription is not redone if a later step fails.
-        with rt.sync_session() as s, s.begin():
+        with ctx.session() as s:
             for old in s.scalars(select(Transcript).where(
                     Transcript.clip_id == clip_id, Transcript.is_deleted.is_(False))):
                 old.soft_delete()
@@ -229,18 +267,38 @@ def analyze_project(ctx: JobContext) -> None:
             steps,
             {"clips": inputs, "storage": rt.storage, "silence": _settings_for(run_cfg, rt),
              "stack": stack, "transcriber": transcriber, "detector": detector,
-             "save_transcript": save_transcript},
+             "save_transcript": save_transcript, "notes": notes,
+             "silence_methods": methods},
             progress=lambda f, step: ctx.progress(f, step),
         )
-    used = ["silence"] + ([f"transcript:{transcriber.name}"] if transcriber else []) + \
-        ([f"takes:{detector.name}"] if detector else [])
-    write_edits(ctx, results["validate"], used, notes)
+    used = ["silence"] + _speech_used(transcriber, detector, results["transcribe"],
+                                      {c["id"]: c["filename"] for c in inputs}, notes)
+    write_edits(ctx, results["validate"], used, notes,
+                {"silence_method": " and ".join(sorted(methods)) or None})
+
+
+def _speech_used(transcriber: Transcriber | None, detector: Any,
+                 words: dict[str, list[Word]], names: dict[str, str],
+                 notes: list[str]) -> list[str]:
+    """The speech detectors that really ran: none when the transcript came back empty."""
+    if transcriber is None:
+        return []
+    silent = [names[cid] for cid, ws in words.items() if not ws]
+    if words and len(silent) == len(words):
+        notes.append(f"transcription ({transcriber.name}) heard no words, so false starts and "
+                     "retakes were not judged: silences only. Check that the recording has "
+                     "speech, or set SAPARI_LANGUAGE if it is not English")
+        return []
+    if silent:
+        notes.append(f"transcription ({transcriber.name}) heard no words in "
+                     f"{', '.join(silent)}: only its silences were cut")
+    return [f"transcript:{transcriber.name}"] + ([f"takes:{detector.name}"] if detector else [])
 
 
 def write_edits(ctx: JobContext, cuts: dict[str, list[Range]], detectors: list[str],
-                notes: list[str]) -> None:
+                notes: list[str], extra: dict[str, Any] | None = None) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s, s.begin():
+    with ctx.finish() as s:
         run = s.get(AnalysisRun, ctx.target_id)
         assert run is not None
         # A new analysis replaces the old proposals; the user's accept/reject and manual
@@ -262,7 +320,8 @@ def write_edits(ctx: JobContext, cuts: dict[str, list[Range]], detectors: list[s
         run.status = "succeeded"
         run.summary = {"edits": sum(kinds.values()), "by_kind": kinds,
                        "seconds_cut": round(total_cut, 3), "detectors": detectors,
-                       "notes": notes, "finished_at": utcnow().isoformat()}
+                       "notes": notes, **(extra or {}),
+                       "finished_at": utcnow().isoformat()}
         record_event(s, user_id=run.user_id, project_id=run.project_id, type="AnalysisComplete",
                      payload={"analysis_id": run.id, **run.summary})
     rt.bus.notify(ctx.user_id)

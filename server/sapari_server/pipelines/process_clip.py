@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ class Probe(Step):
                 f"{ctx.inputs['filename']} has no audio track: sapari-nb finds cuts by listening "
                 "to speech, so upload a recording that includes its sound"
             )
+        # The time limit scales with the real duration from here on.
+        ctx.inputs["job"].set_media_seconds(info.duration)
         return info
 
 
@@ -93,10 +94,24 @@ class PeakPyramid(Step):
         return write_pyramid(levels, ctx.inputs["workdir"] / "peaks.pyr")
 
 
-class StoreArtifacts(Step):
-    name = "store"
-    needs = ("audio", "peaks", "proxy", "thumbnails")
-    weight = 0.05
+def _store(ctx: StepContext, items: tuple[tuple[str, str, dict[str, Any]], ...],
+           ) -> list[dict[str, Any]]:
+    job: JobContext = ctx.inputs["job"]
+    work: Path = ctx.inputs["workdir"]
+    made = []
+    for kind, name, meta in items:
+        key = keys.clip_artifact(*ctx.inputs["ids"], name, job.tag)
+        obj = job.put_file(key, work / name)
+        made.append({"kind": kind, "object_key": key, "size": obj.size, "meta": meta})
+    return made
+
+
+class StoreAudio(Step):
+    """Levels, peaks and the 16 kHz WAV go to storage while the proxy still encodes."""
+
+    name = "store_audio"
+    needs = ("audio", "peaks")
+    weight = 0.03
 
     def execute(self, ctx: StepContext) -> list[dict[str, Any]]:
         analysis: AudioAnalysis = ctx.need("audio")
@@ -106,30 +121,34 @@ class StoreArtifacts(Step):
         np.save(work / "levels.npy",
                 (analysis.levels_db if levels is None else levels).astype(np.float32))
         (work / "peaks.i16").write_bytes(np.ascontiguousarray(analysis.peaks, "<i2").tobytes())
-        made = []
-        for kind, name, meta in (
+        return _store(ctx, (
             ("levels", "levels.npy", {"hop": analysis.hop, "unit": "dBFS",
                                       "dehum": analysis.levels_dehum_db is not None}),
             ("peaks", "peaks.i16", {"per_second": analysis.peaks_per_second,
                                     "layout": "int16 min,max pairs"}),
             ("audio", "audio16k.wav", {"sample_rate": 16000, "channels": 1}),
             ("peak_pyramid", "peaks.pyr", ctx.need("peaks")),
-        ) + tuple(
+        ))
+
+
+class StorePreviews(Step):
+    name = "store_previews"
+    needs = ("proxy", "thumbnails")
+    weight = 0.02
+
+    def execute(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return _store(ctx, tuple(
             # The worker's temporary path means nothing to anyone else.
             (kind, name, {k: v for k, v in info.to_dict().items() if k != "path"})
             for kind, name, info in (
                 ("proxy", "proxy.mp4", ctx.need("proxy")),
                 ("thumbnails", "sprite.jpg", ctx.need("thumbnails"))) if info is not None
-        ):
-            key = keys.clip_artifact(*ctx.inputs["ids"], name)
-            obj = ctx.inputs["storage"].put_file(key, work / name)
-            made.append({"kind": kind, "object_key": key, "size": obj.size, "meta": meta})
-        return made
+        ))
 
 
 def process_clip(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s, s.begin():
+    with ctx.session() as s:
         clip = s.get(Clip, ctx.target_id)
         if clip is None or clip.is_deleted:
             raise JobFailure(f"clip {ctx.target_id} no longer exists")
@@ -138,24 +157,27 @@ def process_clip(ctx: JobContext) -> None:
         key, filename = clip.object_key, clip.filename
 
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sapari-clip-")))
+        work = stack.enter_context(ctx.scratch())
         path = stack.enter_context(rt.storage.local_path(key))
+        # Errors about the server's copy name the user's file.
+        ctx.alias(path, filename)
         results = run_dag(
-            [Probe(), DecodeAudio(), Proxy(), Sprite(), PeakPyramid(), StoreArtifacts()],
-            {"path": path, "filename": filename, "workdir": work, "ids": ids,
-             "storage": rt.storage, "previews": rt.settings.preview_artifacts},
+            [Probe(), DecodeAudio(), Proxy(), Sprite(), PeakPyramid(), StoreAudio(),
+             StorePreviews()],
+            {"path": path, "filename": filename, "workdir": work, "ids": ids, "job": ctx,
+             "previews": rt.settings.preview_artifacts},
             progress=lambda f, step: ctx.progress(f, step),
         )
     info: MediaInfo = results["probe"]
     analysis: AudioAnalysis = results["audio"]
-    with rt.sync_session() as s, s.begin():
+    with ctx.finish() as s:
         clip = s.get(Clip, ctx.target_id)
         assert clip is not None
         # Re-processing (a retried job) replaces the artifacts instead of piling them up.
         for old in s.scalars(select(Artifact).where(Artifact.clip_id == clip.id,
                                                     Artifact.is_deleted.is_(False))):
             old.soft_delete()
-        for a in results["store"]:
+        for a in results["store_audio"] + results["store_previews"]:
             s.add(Artifact(user_id=clip.user_id, clip_id=clip.id, **a))
         clip.status = "ready"
         clip.error = None

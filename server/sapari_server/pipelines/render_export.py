@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +21,7 @@ APPLY = {"accepted": ("accepted",), "accepted_and_proposed": ("accepted", "propo
 
 def render_export(ctx: JobContext) -> None:
     rt = ctx.rt
-    with rt.sync_session() as s, s.begin():
+    with ctx.session() as s:
         exp = s.get(Export, ctx.target_id)
         if exp is None or exp.is_deleted:
             raise JobFailure(f"export {ctx.target_id} no longer exists")
@@ -55,22 +54,23 @@ def render_export(ctx: JobContext) -> None:
         preset=cfg.get("preset", "veryfast"), width=cfg.get("width"), height=cfg.get("height"),
     )
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sapari-export-")))
+        work = stack.enter_context(ctx.scratch())
         pieces = []
         clip_of: dict[Path, str] = {}
         for clip, keeps in plan:
             path = stack.enter_context(rt.storage.local_path(clip.object_key))
             clip_of[path] = clip.id
+            ctx.alias(path, clip.filename)  # errors name the user's files, not our copies
             pieces += [Piece(path, a, b) for a, b in keeps]
         out = work / f"cut.{container}"
         result = render(pieces, out, settings,
                         progress=lambda f: ctx.progress(0.95 * f, "render"))
-        key = keys.export_file(*ids, container)
-        obj = rt.storage.put_file(key, out)
+        key = keys.export_file(*ids, container, ctx.tag)
+        obj = ctx.put_file(key, out)
         rendered = [{"clip_id": clip_of[p.path], "start": round(p.start, 6),
                      "end": round(p.end, 6)} for p in result.pieces]
 
-    with rt.sync_session() as s, s.begin():
+    with ctx.finish() as s:
         exp = s.get(Export, ctx.target_id)
         assert exp is not None
         exp.status = "succeeded"

@@ -7,7 +7,8 @@ import logging
 from huey.consumer import Consumer
 
 from ..runtime import Runtime
-from .tasks import requeue_orphans
+from .jobs import clean_scratch
+from .tasks import bind_tasks, requeue_orphans
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,15 @@ class ThreadConsumer(Consumer):
         pass
 
 
-def start_embedded_consumer(rt: Runtime, workers: int) -> ThreadConsumer:
+def _prepare(rt: Runtime) -> None:
+    bind_tasks(rt)
+    # A killed render or processing run leaves its scratch folder: remove the stale ones.
+    clean_scratch(rt)
     requeue_orphans(rt)
+
+
+def start_embedded_consumer(rt: Runtime, workers: int) -> ThreadConsumer:
+    _prepare(rt)
     consumer = ThreadConsumer(rt.huey, workers=workers, worker_type="thread",
                               periodic=True, check_worker_health=True, scheduler_interval=1)
     consumer.start()
@@ -29,7 +37,7 @@ def start_embedded_consumer(rt: Runtime, workers: int) -> ThreadConsumer:
 
 def run_worker(rt: Runtime, workers: int) -> None:
     """Blocking consumer for a separate worker process (handles SIGINT/SIGTERM itself)."""
-    requeue_orphans(rt)
+    _prepare(rt)
     consumer = rt.huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
                                        scheduler_interval=1)
     consumer.run()

@@ -2,6 +2,10 @@
 
 Each task only carries a Job id; the Job row holds the state, so a retried or
 re-enqueued task finds its work in the database.
+
+Tasks are bound at the entry points (the app's start, ``run_worker``, the embedded
+consumer), not when a Runtime is built: importing the runtime must not pull in every
+pipeline (they import ``queue.jobs``, which needs the runtime's type).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from huey import crontab
 
 from .factory import BATCH
-from .jobs import FailHook, Handler, orphaned_jobs, run_job
+from .jobs import FailHook, Handler, clean_scratch, orphaned_jobs, run_job
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -32,7 +36,15 @@ def handlers() -> dict[str, tuple[Handler, FailHook]]:
     }
 
 
+def fail_hook(kind: str) -> FailHook:
+    """How a job of this kind marks its target failed (used by cancel)."""
+    return handlers()[kind][1]
+
+
 def bind_tasks(rt: Runtime) -> dict[str, Any]:
+    """Register the job tasks and periodic tasks on ``rt.huey`` once; returns ``rt.tasks``."""
+    if rt.tasks:
+        return rt.tasks
     tasks: dict[str, Any] = {}
     for kind, (handler, on_fail) in handlers().items():
         def body(job_id: str, _h: Handler = handler, _f: FailHook = on_fail) -> None:
@@ -44,13 +56,27 @@ def bind_tasks(rt: Runtime) -> dict[str, Any]:
     @rt.huey.periodic_task(crontab(minute="*"), name="recover_jobs", priority=BATCH)
     def recover_jobs() -> None:
         requeue_orphans(rt)
+        clean_scratch(rt)
+
+    @rt.huey.periodic_task(crontab(minute="0"), name="storage_lifecycle", priority=BATCH)
+    def storage_lifecycle() -> None:
+        # Purges the objects of soft-deleted rows past retention and frees their quota.
+        try:
+            from ..lifecycle.gc import collect
+
+            collect(rt)
+        except Exception:  # a failed sweep is retried next hour; it must not kill a worker
+            log.exception("the storage lifecycle sweep failed")
 
     tasks["recover_jobs"] = recover_jobs
+    tasks["storage_lifecycle"] = storage_lifecycle
+    rt.tasks = tasks
     return tasks
 
 
 def enqueue(rt: Runtime, kind: str, job_id: str, priority: int) -> None:
-    rt.huey.enqueue(rt.tasks[kind].s(job_id, priority=priority))
+    tasks = rt.tasks or bind_tasks(rt)
+    rt.huey.enqueue(tasks[kind].s(job_id, priority=priority))
 
 
 def requeue_orphans(rt: Runtime, older_than: float | None = None) -> int:
