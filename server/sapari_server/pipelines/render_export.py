@@ -12,6 +12,7 @@ from ..db.models import Clip, Edit, Export
 from ..events.log import record_event
 from ..media.render import Piece, RenderSettings, render
 from ..queue.jobs import JobContext, JobFailure, fail_target
+from .bounds import size_problem, source_size
 from .cuts import plan_keeps
 
 ENCODERS = {"h264": "libx264", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
@@ -41,6 +42,12 @@ def render_export(ctx: JobContext) -> None:
             Edit.status.in_(statuses))))
         ids = (exp.user_id, exp.project_id, exp.id)
 
+    # The API checked the size against the clips of the time; clips may have changed since.
+    problem = size_problem(cfg.get("width"), cfg.get("height"),
+                           source_size(c.media_info for c in clips),
+                           bool(cfg.get("allow_upscale")), rt.settings.max_export_scale)
+    if problem:
+        raise JobFailure(problem)
     applied, plan = plan_keeps(clips, edits)
     if not any(keeps for _, keeps in plan):
         raise JobFailure("the accepted cuts remove everything: reject some edits and export again")

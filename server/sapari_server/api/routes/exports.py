@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
-from ...db.models import Export, Project
+from ...db.models import Clip, Export, Project
+from ...pipelines.bounds import size_problem, source_size
 from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
 from ..schemas import DownloadOut, ExportOut, ExportRequest
@@ -17,6 +18,7 @@ router = APIRouter(tags=["exports"])
 async def create_export(project_id: str, body: ExportRequest, user: CurrentUser,
                         session: SessionDep, rt: RuntimeDep) -> Export:
     project = await owned(session, Project, project_id, user)
+    await _check_size(session, project.id, body, rt.settings.max_export_scale)
     exp = Export(user_id=user.id, project_id=project.id,
                  settings=body.model_dump(exclude={"priority"}))
     session.add(exp)
@@ -27,6 +29,18 @@ async def create_export(project_id: str, body: ExportRequest, user: CurrentUser,
     await session.commit()
     await submit(rt, job)
     return exp
+
+
+async def _check_size(session: SessionDep, project_id: str, body: ExportRequest,
+                      max_scale: float) -> None:
+    if body.width is None and body.height is None:
+        return
+    infos = await session.scalars(select(Clip.media_info).where(
+        Clip.project_id == project_id, Clip.is_deleted.is_(False)))
+    problem = size_problem(body.width, body.height, source_size(infos), body.allow_upscale,
+                           max_scale)
+    if problem:
+        raise HTTPException(422, problem)
 
 
 @router.get("/exports/{export_id}", response_model=ExportOut)
