@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import hash_token
-from ..db.models import ApiToken, User
+from ..db.models import ApiToken, Clip, Project, User
 from ..runtime import Runtime
 
 
@@ -55,9 +55,32 @@ CurrentUser = Annotated[User, Depends(current_user)]
 M = TypeVar("M")
 
 
-async def owned(session: AsyncSession, model: type[M], obj_id: str, user: User) -> M:
-    """The user's own, not deleted row, or 404: another user's ids look like missing ones."""
+async def owned(session: AsyncSession, model: type[M], obj_id: str, user: User, *,
+                deleted: bool = False) -> M:
+    """The user's own, not deleted row, or 404: another user's ids look like missing ones.
+
+    A row inside a deleted project (or of a deleted clip) is gone too: a project delete
+    marks its rows, but this check also covers rows a running job wrote after the delete.
+    ``deleted=True`` lets a soft-deleted row itself through (restore), not its parents.
+    """
     obj = await session.get(model, obj_id)
-    if obj is None or obj.is_deleted or obj.user_id != user.id:  # type: ignore[attr-defined]
+    if (obj is None or obj.user_id != user.id  # type: ignore[attr-defined]
+            or (obj.is_deleted and not deleted)  # type: ignore[attr-defined]
+            or not await _parents_alive(session, obj)):
         raise HTTPException(404, f"{model.__name__.lower()} {obj_id} not found")
     return obj
+
+
+async def _parents_alive(session: AsyncSession, obj: object) -> bool:
+    project_id = getattr(obj, "project_id", None)
+    clip_id = getattr(obj, "clip_id", None)
+    if clip_id is not None:
+        clip = await session.get(Clip, clip_id)
+        if clip is None or clip.is_deleted:
+            return False
+        project_id = project_id or clip.project_id
+    if project_id is not None and not isinstance(obj, Project):
+        project = await session.get(Project, project_id)
+        if project is None or project.is_deleted:
+            return False
+    return True

@@ -9,12 +9,14 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, select
 
 from ... import keys
+from ...db.base import utcnow
 from ...db.models import Artifact, Clip, Project, Transcript
 from ...events.log import record_event
+from ...lifecycle import cascade
+from ...lifecycle.quota import lock_user, used_bytes
 from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
 from ..schemas import ArtifactOut, ClipOut, ClipPatch, PresignOut, PresignRequest, TranscriptOut
-from .projects import used_bytes
 
 router = APIRouter(tags=["clips"])
 
@@ -31,7 +33,9 @@ async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUse
     if body.size > rt.settings.max_upload_bytes:
         raise HTTPException(413, f"file is {_mib(body.size)}; the largest upload accepted is "
                                  f"{_mib(rt.settings.max_upload_bytes)}")
-    used = await used_bytes(session, user.id)
+    # Held until commit: concurrent presigns of one user see each other's reservations.
+    await lock_user(session, user.id)
+    used = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl)
     if used + body.size > quota:
         raise HTTPException(413, f"upload of {_mib(body.size)} would exceed your quota "
                                  f"({_mib(used)} of {_mib(quota)} used): delete clips first")
@@ -70,13 +74,17 @@ async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
                    "declared: presign again with the real size")
     else:
         quota = user.quota_bytes or rt.settings.quota_bytes
-        others = await used_bytes(session, user.id) - clip.declared_size
+        await lock_user(session, user.id)
+        # Everything else the user holds, without this clip's own reservation or bytes.
+        others = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl,
+                                  except_clip=clip.id)
         if others + info.size > quota:
             problem = f"this upload would exceed your quota of {_mib(quota)}: delete clips first"
     if problem:
         # Rejected bytes are removed; the clip row stays (soft) as a record of the refusal.
         await anyio.to_thread.run_sync(rt.storage.delete, clip.object_key)
         clip.status = "failed"
+        clip.purged_at = utcnow()  # its bytes are gone: they count no more
         clip.error = problem
         record_event(session, user_id=user.id, project_id=clip.project_id, type="ClipFailed",
                      payload={"clip_id": clip.id, "error": problem})
@@ -129,9 +137,25 @@ async def patch_clip(clip_id: str, body: ClipPatch, user: CurrentUser,
 
 @router.delete("/clips/{clip_id}", status_code=204)
 async def delete_clip(clip_id: str, user: CurrentUser, session: SessionDep) -> None:
+    """Delete a clip with its artifacts, transcripts and edits (restorable for a while)."""
     clip = await owned(session, Clip, clip_id, user)
-    clip.soft_delete()
+    await cascade.delete_clip(session, clip)
     await session.commit()
+
+
+@router.post("/clips/{clip_id}/restore", response_model=ClipOut)
+async def restore_clip(clip_id: str, user: CurrentUser, session: SessionDep,
+                       rt: RuntimeDep) -> Clip:
+    """Undo a clip delete within the retention period."""
+    clip = await owned(session, Clip, clip_id, user, deleted=True)
+    if clip.is_deleted:
+        try:
+            await cascade.restore_clip(session, clip, rt.settings.retention_days)
+        except cascade.NotRestorable as e:
+            raise HTTPException(410, str(e)) from None
+        clip.updated_at = utcnow()
+        await session.commit()
+    return clip
 
 
 @router.get("/clips/{clip_id}/artifacts", response_model=list[ArtifactOut])
