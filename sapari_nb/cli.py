@@ -4,27 +4,77 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .cli_checks import check_edit_args, check_input, number
+
+if TYPE_CHECKING:
+    from sapari_server.runtime import Runtime
+    from sapari_server.settings import Settings
 
 
-def _threshold(text: str) -> float | str:
-    if text == "auto":
-        return text
+class CliError(Exception):
+    """A readable one-line failure: printed as ``sapari-nb CMD: message``, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage block: "argument --crf: --crf must be ..." says it twice.
+        head, _, rest = message.partition(": ")
+        if head.startswith("argument ") and rest.startswith(head.removeprefix("argument ")
+                                                            .split("/")[0]):
+            message = rest
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _settings(data_dir: str | None, **overrides: object) -> Settings:
+    """The settings (``SAPARI_*``); a bad value is one line naming its variable."""
+    from pydantic import ValidationError
+
+    from sapari_server.settings import Settings
+
+    if data_dir:
+        overrides["data_dir"] = Path(data_dir)
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a dBFS number nor 'auto'") from None
-    if not -100 <= value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} dBFS is outside -100..0")
-    return value
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        raise CliError("; ".join(
+            f"SAPARI_{'_'.join(str(x) for x in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors())) from None
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """The settings' backends, with the database migrated: works on a fresh data folder."""
+    from sqlalchemy.exc import ArgumentError
+
+    from sapari_server.db.migrate import upgrade
+    from sapari_server.runtime import build_runtime
+
+    # SQLite cannot create the folder its file lives in.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        rt = build_runtime(settings)  # refuses an unsupported backend URL, in one sentence
+    except (ValueError, ArgumentError) as e:
+        raise CliError(str(e)) from None
+    try:
+        upgrade(settings.resolved_database_url)
+    except BaseException:
+        rt.close()
+        raise
+    return rt
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
     from .client import Client
     from .connect import embedded_server
-    from .flow import edit_file
+    from .errors import Interrupted
+    from .flow import edit_file, output_paths
+    from .outputs import clashes
 
     if args.sample:
         from .samples import sample_path
@@ -33,39 +83,58 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     elif args.input:
         src = Path(args.input)
     else:
-        print("sapari-nb edit: give an INPUT video, or --sample for the bundled talk",
-              file=sys.stderr)
-        return 2
-    if not src.is_file():
-        print(f"sapari-nb edit: {src} does not exist or is not a file", file=sys.stderr)
-        return 2
+        return _usage(args, "give an INPUT video, or --sample for the bundled talk")
     out = Path(args.output)
+    edits = Path(args.edits) if args.edits else None
+    problem = (check_input(src) or check_edit_args(args)
+               or clashes([("input", src)], output_paths(out, edits, args.timeline)))
+    if problem:
+        return _usage(args, problem)
+    container = out.suffix.lstrip(".").lower() or "mp4"
+    if container not in ("mp4", "mov", "mkv", "webm"):
+        return _usage(args, f"cannot write {out.suffix!r} files: name OUTPUT .mp4, .mov, .mkv "
+                            "or .webm")
     analysis = {k: v for k, v in {"silence_threshold_db": args.threshold_db,
                                   "silence_method": args.method,
                                   "min_silence": args.min_silence,
                                   "padding": args.padding}.items() if v is not None}
-    export = {"crf": args.crf, "preset": args.preset, "mode": args.render_mode,
-              "container": out.suffix.lstrip(".").lower() or "mp4", "video_codec": args.codec}
-    if export["container"] not in ("mp4", "mov", "mkv", "webm"):
-        print(f"sapari-nb edit: cannot write {out.suffix!r} files: name OUTPUT .mp4, .mov, .mkv "
-              "or .webm", file=sys.stderr)
-        return 2
-    if export["container"] == "webm" and args.codec == "h264":
+    export: dict[str, Any] = {"crf": args.crf, "preset": args.preset, "mode": args.render_mode,
+                              "container": container, "video_codec": args.codec}
+    if container == "webm" and args.codec == "h264":
         export["video_codec"] = "vp9"
-    if args.server:
-        if not args.token:
-            print("sapari-nb edit: --server needs --token (or SAPARI_TOKEN)", file=sys.stderr)
-            return 2
-        client = Client(args.server, args.token, progress=not args.quiet)
-    else:
-        data_dir = args.data_dir or (tempfile.mkdtemp(prefix="sapari-nb-") if args.ephemeral
-                                     else None)
-        # The CLI never shows a preview: skip the proxy and thumbnails.
-        server = embedded_server(data_dir, preview_artifacts=False)
-        client = Client(server.url, server.token, progress=not args.quiet)
-    with client:
-        result = edit_file(client, src, out, edits_json=Path(args.edits) if args.edits else None,
-                           analysis=analysis, export=export, timelines=args.timeline)
+    if args.server and not args.token:
+        return _usage(args, "--server needs --token (or SAPARI_TOKEN)")
+
+    server = None
+    data_dir = args.data_dir
+    if not args.server and args.ephemeral and not data_dir:
+        data_dir = tempfile.mkdtemp(prefix="sapari-nb-")
+    try:
+        if args.server:
+            client = Client(args.server, args.token, progress=not args.quiet)
+        else:
+            # The CLI never shows a preview: skip the proxy and thumbnails.
+            server = embedded_server(data_dir, preview_artifacts=False)
+            client = Client(server.url, server.token, progress=not args.quiet)
+        with client:
+            try:
+                result = edit_file(client, src, out, edits_json=edits, analysis=analysis,
+                                   export=export, timelines=args.timeline, cleanup=not args.keep)
+            except Interrupted as e:
+                what = (f"cancelled job {e.cancelled_job} on the server" if e.cancelled_job
+                        else "nothing written")
+                print(f"sapari-nb edit: interrupted; {what}", file=sys.stderr)
+                return 130
+    finally:
+        if server is not None:
+            server.stop()
+        if args.ephemeral and data_dir and not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    _report(src, out, edits, result)
+    return 0
+
+
+def _report(src: Path, out: Path, edits: Path | None, result: Any) -> None:
     for note in result.notes:
         print(f"note: {note}")
     kinds: dict[str, int] = {}
@@ -76,26 +145,29 @@ def _cmd_edit(args: argparse.Namespace) -> int:
           f"({len(result.cuts)} cuts, {removed:.2f} s removed)")
     print("cuts: " + (", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
                       or "none") + f" [{', '.join(result.detectors)}]")
-    if args.edits:
-        print(f"applied cuts written to {args.edits}")
+    if edits is not None:
+        print(f"applied cuts written to {edits}")
     for path in result.timelines:
         print(f"timeline written to {path}")
-    return 0
+
+
+def _usage(args: argparse.Namespace, message: str) -> int:
+    print(f"sapari-nb {args.command}: {message}", file=sys.stderr)
+    return 2
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sapari_server.app import create_app
-    from sapari_server.settings import Settings
 
     overrides: dict[str, object] = {"public_url": args.public_url or
                                     f"http://{args.host}:{args.port}"}
-    if args.data_dir:
-        overrides["data_dir"] = Path(args.data_dir)
     if args.workers is not None:
         overrides["embedded_workers"] = args.workers
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings(args.data_dir, **overrides)
+    # Refuse unsupported backends in one line here, not as a traceback from the app's startup.
+    _runtime(settings).close()
     print(f"sapari-nb job server on http://{args.host}:{args.port} "
           f"(data in {settings.data_dir}; local token in {settings.data_dir / 'token'})")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
@@ -103,40 +175,62 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from sapari_server.db.migrate import upgrade
     from sapari_server.queue.consumer import run_worker
-    from sapari_server.runtime import build_runtime
-    from sapari_server.settings import Settings
 
-    settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))  # type: ignore[arg-type]
-    upgrade(settings.resolved_database_url)
-    run_worker(build_runtime(settings), args.workers)
+    rt = _runtime(_settings(args.data_dir))
+    try:
+        run_worker(rt, args.workers)
+    finally:
+        rt.close()
     return 0
 
 
 def _cmd_users(args: argparse.Namespace) -> int:
-    from sapari_server.auth import create_token, create_user, find_user
-    from sapari_server.db.migrate import upgrade
-    from sapari_server.runtime import build_runtime
-    from sapari_server.settings import Settings
+    from sapari_server.auth import create_token, create_user, find_user, revoke_all_tokens
 
-    settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))  # type: ignore[arg-type]
-    upgrade(settings.resolved_database_url)
-    rt = build_runtime(settings)
-    with rt.sync_session() as s, s.begin():
-        user = find_user(s, args.name)
-        token = create_token(s, user.id) if user else create_user(s, args.name)[1]
-    print(token)
+    rt = _runtime(_settings(args.data_dir))
+    try:
+        with rt.sync_session() as s, s.begin():
+            user = find_user(s, args.name)
+            if args.revoke:
+                if user is None:
+                    raise CliError(f"there is no user named {args.name!r}")
+                n = revoke_all_tokens(s, user.id)
+            else:
+                token = create_token(s, user.id) if user else create_user(s, args.name)[1]
+    finally:
+        rt.close()
+    if args.revoke:
+        print(f"revoked {n} token{'s' if n != 1 else ''} of {args.name}")
+    else:
+        print(token)
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from sapari_server.lifecycle.gc import collect
+
+    rt = _runtime(_settings(args.data_dir))
+    try:
+        report = collect(rt, dry_run=args.dry_run)
+    finally:
+        rt.close()
+    print(report.describe())
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sapari-nb", description=__doc__)
+    from .cli_checks import PRESETS
+
+    env_server = os.environ.get("SAPARI_SERVER") or os.environ.get("SAPARI_URL")
+    p = _Parser(prog="sapari-nb", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("edit", help="cut the silences out of a video, end to end")
-    e.add_argument("input", nargs="?", help="the video to edit")
-    e.add_argument("-o", "--output", required=True, help="where to write the cut video (.mp4)")
+    e.add_argument("input", nargs="?", help="the video to edit (never overwritten)")
+    e.add_argument("-o", "--output", required=True,
+                   help="where to write the cut video (.mp4, .mov, .mkv, .webm); must not be "
+                        "the input")
     e.add_argument("--edits", metavar="EDITS.json",
                    help="also write the applied cuts: [{start, end, kind, reason}] in seconds")
     e.add_argument("--timeline", action="append", metavar="FORMAT",
@@ -146,21 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sample", action="store_true", help="edit the bundled sample talk")
     e.add_argument("--method", choices=["vad", "loudness"],
                    help="how pauses are found: voice activity (default) or loudness only")
-    e.add_argument("--threshold-db", type=_threshold,
-                   help="loudness threshold in dBFS, or 'auto' (default: from the noise floor)")
-    e.add_argument("--min-silence", type=float, help="shortest pause cut, seconds (default 0.5)")
-    e.add_argument("--padding", type=float, help="speech kept around each cut, s (default 0.1)")
-    e.add_argument("--crf", type=int, default=20, help="quality, lower is better (0-51)")
+    e.add_argument("--threshold-db", type=number("--threshold-db", float, allow=("auto",)),
+                   help="loudness threshold in dBFS (-100..0), or 'auto' (default: from the "
+                        "noise floor)")
+    e.add_argument("--min-silence", type=number("--min-silence", float),
+                   help="shortest pause cut, seconds (default 0.5)")
+    e.add_argument("--padding", type=number("--padding", float),
+                   help="speech kept around each cut, s (default 0.1)")
+    e.add_argument("--crf", type=number("--crf", int), default=20,
+                   help="quality, lower is better (0-51)")
     e.add_argument("--codec", choices=["h264", "vp9", "av1"], default="h264",
                    help="video codec (the container follows OUTPUT's extension)")
     e.add_argument("--render-mode", choices=["auto", "exact", "smart"], default="auto",
                    help="smart copies untouched GOPs of H.264 sources (auto: when it can)")
-    e.add_argument("--preset", default="veryfast", help="x264 preset")
-    e.add_argument("--server", help="use this job server instead of the embedded one")
-    e.add_argument("--token", help="API token for --server")
+    e.add_argument("--preset", default="veryfast", help=f"x264 preset: {', '.join(PRESETS)}")
+    e.add_argument("--server", default=env_server,
+                   help="use this job server instead of the embedded one (default: "
+                        "$SAPARI_SERVER)")
+    e.add_argument("--token", default=os.environ.get("SAPARI_TOKEN"),
+                   help="API token for --server (default: $SAPARI_TOKEN)")
     e.add_argument("--data-dir", help="embedded server's data folder (default ~/.sapari-nb)")
     e.add_argument("--ephemeral", action="store_true",
-                   help="use a fresh temporary data folder for this run")
+                   help="use a fresh temporary data folder for this run, removed at the end")
+    e.add_argument("--keep", action="store_true",
+                   help="keep the project on the server (default: deleted, with its stored "
+                        "files, once the result is downloaded)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_edit)
 
@@ -179,22 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("users", help="create a user (or a new token) and print the token")
     u.add_argument("name")
+    u.add_argument("--revoke", action="store_true",
+                   help="revoke all of NAME's tokens instead (they stop working at once)")
     u.add_argument("--data-dir")
     u.set_defaults(func=_cmd_users)
+
+    g = sub.add_parser("gc", help="remove stored files that only deleted or replaced rows own "
+                                  "(past the retention period) and say what was freed")
+    g.add_argument("--dry-run", action="store_true", help="only say what would be freed")
+    g.add_argument("--data-dir")
+    g.set_defaults(func=_cmd_gc)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .errors import JobFailed, SapariError
+    from .errors import SapariError
 
     try:
         return int(args.func(args) or 0)
-    except (JobFailed, SapariError) as e:
+    except (SapariError, CliError) as e:
         print(f"sapari-nb {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(f"sapari-nb {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

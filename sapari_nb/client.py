@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +22,54 @@ from sapari_server.api.schemas import (
     JobOut,
     PresignOut,
     ProjectOut,
+    TokenOut,
     TranscriptOut,
     UserOut,
 )
+from sapari_server.keys import safe_suffix
 
-from .errors import JobFailed, SapariError, WaitTimeout
-from .events import Event, EventStream, iter_events
+from .errors import JobFailed, SapariError, ServerUnreachable, WaitTimeout
+from .events import Event, EventStream, iter_events, transport_reason
+from .outputs import atomic_output, write_bytes_atomic
 
 CHUNK = 1 << 20
+_REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
+
+
+def readable_detail(detail: Any) -> str:
+    """An error body's ``detail`` as one line; FastAPI's 422 list becomes "field: message"."""
+    if isinstance(detail, str):
+        return detail
+    if not isinstance(detail, list):
+        return str(detail)
+    parts = []
+    for d in detail:
+        if not isinstance(d, dict):
+            parts.append(str(d))
+            continue
+        loc = [str(x) for x in d.get("loc", [])]
+        if loc and loc[0] in _REQUEST_PARTS:
+            loc = loc[1:]
+        msg = str(d.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts)
 
 
 def raise_for_status(r: httpx.Response) -> None:
     if r.status_code < 400:
         return
     try:
-        detail = r.json().get("detail", r.text)
+        body = r.json()
+        detail = body.get("detail", r.text) if isinstance(body, dict) else body
     except ValueError:
-        detail = r.text
-    if not isinstance(detail, str):  # pydantic validation errors: list of problems
-        detail = "; ".join(
-            f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
-        ) if isinstance(detail, list) else str(detail)
-    raise SapariError(r.status_code, detail, r.request.method, r.request.url.path)
+        detail = r.text.strip() or r.reason_phrase
+    raise SapariError(r.status_code, readable_detail(detail), r.request.method,
+                      r.request.url.path)
+
+
+def _origin(url: str | httpx.URL) -> str:
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.netloc.decode()}"
 
 
 def _file_chunks(path: Path, bar: tqdm | None) -> Iterator[bytes]:
@@ -53,6 +81,9 @@ def _file_chunks(path: Path, bar: tqdm | None) -> Iterator[bytes]:
 
 
 class Client:
+    """Use it as a context manager (or call ``close()``): its event streams stop with it, and
+    so does the embedded server ``connect()`` started for it."""
+
     def __init__(self, url: str, token: str, *, timeout: float = 60.0,
                  progress: bool = True) -> None:
         self.url = url.rstrip("/")
@@ -61,10 +92,23 @@ class Client:
                                  headers={"Authorization": f"Bearer {token}"})
         # Signed URLs carry their own authority: never send the token to storage.
         self._bare = httpx.Client(timeout=httpx.Timeout(timeout, read=300.0))
+        self._streams: list[EventStream] = []
+        # Run at close(): connect() stops the embedded server it started here.
+        self._on_close: list[Callable[[], None]] = []
+        # clip id -> (project id, the user's own path): errors name the user's file.
+        self._local_files: dict[str, tuple[str, Path]] = {}
+        self.closed = False
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for stream in self._streams:
+            stream.close()
         self.http.close()
         self._bare.close()
+        for fn in reversed(self._on_close):
+            fn()
 
     def __enter__(self) -> Client:
         return self
@@ -72,14 +116,35 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _reaching(self, url: str | httpx.URL | None = None) -> Iterator[None]:
+        """Connection failures become one line naming the URL (no httpx traceback)."""
+        try:
+            yield
+        except httpx.TransportError as e:
+            if url is None:
+                raise ServerUnreachable(self.url, transport_reason(e)) from None
+            origin = _origin(url)
+            what = "the sapari-nb server" if origin == _origin(self.url) else "storage"
+            raise ServerUnreachable(origin, transport_reason(e), what) from None
+
     def _req(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, path, **kw)
+        with self._reaching():
+            r = self.http.request(method, path, **kw)
         raise_for_status(r)
         return None if r.status_code == 204 else r.json()
 
     # -- account and projects -------------------------------------------------------------
     def me(self) -> UserOut:
         return UserOut.model_validate(self._req("GET", "/me"))
+
+    def tokens(self) -> list[TokenOut]:
+        """Your live API tokens (ids and names; a token itself is shown only once)."""
+        return [TokenOut.model_validate(t) for t in self._req("GET", "/me/tokens")]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one of your tokens: it stops working at once."""
+        self._req("DELETE", f"/me/tokens/{token_id}")
 
     def create_project(self, name: str, settings: dict[str, Any] | None = None) -> ProjectOut:
         return ProjectOut.model_validate(
@@ -91,8 +156,9 @@ class Client:
     def project(self, project_id: str) -> ProjectOut:
         return ProjectOut.model_validate(self._req("GET", f"/projects/{project_id}"))
 
-    def delete_project(self, project_id: str) -> None:
-        self._req("DELETE", f"/projects/{project_id}")
+    def delete_project(self, project_id: str, *, purge: bool = False) -> None:
+        """Delete a project; ``purge=True`` also frees its stored bytes now (no retention)."""
+        self._req("DELETE", f"/projects/{project_id}", params={"purge": "true"} if purge else None)
 
     # -- clips ---------------------------------------------------------------------------
     def presign(self, project_id: str, filename: str, size: int,
@@ -108,9 +174,10 @@ class Client:
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}",
                    disable=not show, leave=False)
         try:
-            r = self._bare.request(ticket.method, ticket.upload_url,
-                                   content=_file_chunks(path, bar),
-                                   headers={**ticket.headers, "Content-Length": str(size)})
+            with self._reaching(ticket.upload_url):
+                r = self._bare.request(ticket.method, ticket.upload_url,
+                                       content=_file_chunks(path, bar),
+                                       headers={**ticket.headers, "Content-Length": str(size)})
         finally:
             bar.close()
         raise_for_status(r)
@@ -125,6 +192,7 @@ class Client:
         if not p.is_file():
             raise FileNotFoundError(f"{p} does not exist or is not a file")
         ticket = self.presign(project_id, p.name, p.stat().st_size)
+        self._local_files[ticket.clip.id] = (project_id, p)
         self.put_bytes(ticket, p, progress)
         return self.confirm(ticket.clip.id)
 
@@ -204,10 +272,9 @@ class Client:
         """Fetch the rendered file from its signed URL into ``dest`` (written atomically)."""
         link = self._req("GET", f"/exports/{export_id}/download")
         out = Path(dest)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
         show = self.progress if progress is None else progress
-        with self._bare.stream("GET", link["url"]) as r:
+        with (atomic_output(out) as tmp, self._reaching(link["url"]),
+              self._bare.stream("GET", link["url"]) as r):
             if r.status_code >= 400:
                 r.read()
                 raise_for_status(r)
@@ -218,7 +285,6 @@ class Client:
                 for chunk in r.iter_bytes(CHUNK):
                     f.write(chunk)
                     bar.update(len(chunk))
-        tmp.replace(out)
         return out
 
     def timeline(self, project_id: str, fmt: str, dest: str | os.PathLike[str] | None = None, *,
@@ -227,14 +293,19 @@ class Client:
         params = {"format": fmt, "apply": apply}
         if media_dir is not None:
             params["media_dir"] = media_dir
-        r = self.http.get(f"/projects/{project_id}/timeline", params=params)
+        with self._reaching():
+            r = self.http.get(f"/projects/{project_id}/timeline", params=params)
         raise_for_status(r)
         if dest is not None:
-            Path(dest).write_bytes(r.content)
+            write_bytes_atomic(dest, r.content)
         return r.content
 
     def job(self, job_id: str) -> JobOut:
         return JobOut.model_validate(self._req("GET", f"/jobs/{job_id}"))
+
+    def cancel(self, job_id: str) -> JobOut:
+        """Cancel a queued or running job (a 409 SapariError when it already finished)."""
+        return JobOut.model_validate(self._req("POST", f"/jobs/{job_id}/cancel"))
 
     # -- events --------------------------------------------------------------------------
     def cursor(self) -> int:
@@ -245,8 +316,13 @@ class Client:
         return iter_events(self.http, project_id=project_id, after=after)
 
     def stream(self, project_id: str | None = None, after: int | None = None) -> EventStream:
-        """A background reader of events that calls listeners (what widgets use)."""
-        return EventStream(self.http, project_id=project_id, after=after).start()
+        """A background reader of events that calls listeners (what widgets use).
+
+        It stops with ``close()`` (its own or this client's) and at interpreter exit.
+        """
+        stream = EventStream(self.http, project_id=project_id, after=after).start()
+        self._streams.append(stream)
+        return stream
 
     def wait_for(self, match: Callable[[Event], bool], *, project_id: str | None = None,
                  after: int | None = None, timeout: float = 3600.0,
@@ -262,38 +338,67 @@ class Client:
                 return ev
         raise WaitTimeout(f"no matching event within {timeout:.0f} s")
 
+    def name_user_files(self, project_id: str, text: str) -> str:
+        """Say the user's own path where ``text`` names the server's copy of an upload.
+
+        The server knows a clip only as ``source.mp4`` (and the file's bare name); this
+        client knows the path it uploaded from.
+        """
+        mine = [(cid, p) for cid, (pid, p) in self._local_files.items() if pid == project_id]
+        names: dict[str, str] = {}
+        for _, path in mine:
+            names[path.name] = str(path)
+            copy = "source" + safe_suffix(path.name)
+            # Only when one upload of this project has that suffix: otherwise it is ambiguous.
+            if sum(1 for _, p in mine if safe_suffix(p.name) == safe_suffix(path.name)) == 1:
+                names[copy] = str(path)
+        if not names:
+            return text
+        alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![^\s'\"(])(?:[^\s'\"]*/)?({alts})(?![\w.-]*\w)")
+        return pattern.sub(lambda m: names[m.group(1)], text)
+
     def _wait_job(self, project_id: str, after: int, ok: str, fail: str, key: str, value: str,
-                  what: str, desc: str, progress: bool | None, timeout: float) -> Event:
+                  what: str, desc: str, progress: bool | None, timeout: float,
+                  on_event: Callable[[Event], None] | None = None) -> Event:
         show = self.progress if progress is None else progress
         with tqdm(total=100, desc=desc, disable=not show, leave=False,
                   bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}]") as bar:
-            def on_event(ev: Event) -> None:
+            def see(ev: Event) -> None:
+                if on_event is not None:
+                    on_event(ev)
                 if ev.type == "JobProgress" and ev.payload.get("target_id") == value:
                     bar.update(100 * ev.payload["progress"] - bar.n)
                     bar.set_postfix_str(ev.payload.get("message", ""))
             ev = self.wait_for(
                 lambda e: e.type in (ok, fail) and e.payload.get(key) == value,
-                project_id=project_id, after=after, timeout=timeout, on_event=on_event)
+                project_id=project_id, after=after, timeout=timeout, on_event=see)
             if ev.type == ok:
                 bar.update(100 - bar.n)
         if ev.type == fail:
-            raise JobFailed(what, ev.payload.get("error", "unknown reason"))
+            reason = ev.payload.get("error") or "unknown reason"
+            raise JobFailed(what, reason, self.name_user_files(project_id, reason))
         return ev
 
     def wait_clip(self, clip: ClipOut, after: int = 0, progress: bool | None = None,
-                  timeout: float = 3600.0) -> ClipOut:
+                  timeout: float = 3600.0,
+                  on_event: Callable[[Event], None] | None = None) -> ClipOut:
+        local = self._local_files.get(clip.id)
+        name = str(local[1]) if local else clip.filename
         self._wait_job(clip.project_id, after, "ClipReady", "ClipFailed", "clip_id", clip.id,
-                       f"processing {clip.filename}", "process", progress, timeout)
+                       f"processing {name}", "process", progress, timeout, on_event)
         return self.clip(clip.id)
 
     def wait_analysis(self, run: AnalysisOut, after: int = 0, progress: bool | None = None,
-                      timeout: float = 3600.0) -> AnalysisOut:
+                      timeout: float = 3600.0,
+                      on_event: Callable[[Event], None] | None = None) -> AnalysisOut:
         self._wait_job(run.project_id, after, "AnalysisComplete", "AnalysisFailed",
-                       "analysis_id", run.id, "analysis", "analyze", progress, timeout)
+                       "analysis_id", run.id, "analysis", "analyze", progress, timeout, on_event)
         return self.analysis(run.id)
 
     def wait_export(self, exp: ExportOut, after: int = 0, progress: bool | None = None,
-                    timeout: float = 3600.0) -> ExportOut:
+                    timeout: float = 3600.0,
+                    on_event: Callable[[Event], None] | None = None) -> ExportOut:
         self._wait_job(exp.project_id, after, "ExportComplete", "ExportFailed", "export_id",
-                       exp.id, "export", "render", progress, timeout)
+                       exp.id, "export", "render", progress, timeout, on_event)
         return self.export_status(exp.id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,22 +16,43 @@ from httpx_sse import connect_sse
 
 from sapari_server.events.types import EventOut
 
+from .errors import ServerUnreachable
+
 log = logging.getLogger(__name__)
 
 
 # The client reads the very model the server sends.
 Event = EventOut
+# Every EventStream alive in this process: closed before the interpreter exits.
+_live_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+
+
+def transport_reason(exc: httpx.TransportError) -> str:
+    """``[Errno 111] Connection refused`` -> ``connection refused``: a reason for a person."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time (timed out)"
+    text = str(exc) or type(exc).__name__
+    if text.startswith("[Errno"):
+        text = text.split("]", 1)[-1].strip()
+    return text[:1].lower() + text[1:]
 
 
 def iter_events(http: httpx.Client, *, project_id: str | None = None, after: int | None = None,
                 stop: threading.Event | None = None, reconnect_delay: float = 0.5,
-                read_timeout: float = 60.0, deadline: float | None = None) -> Iterator[Event]:
+                read_timeout: float = 60.0, deadline: float | None = None,
+                give_up_after: float | None = 60.0,
+                on_response: Callable[[httpx.Response | None], None] | None = None,
+                ) -> Iterator[Event]:
     """Yield events, reconnecting after drops without losing or repeating one.
 
     Ends when ``stop`` is set or the monotonic ``deadline`` passes (checked at every
-    event and keep-alive, so within one keep-alive interval).
+    event and keep-alive, so within one keep-alive interval). A server that cannot be
+    reached at all for ``give_up_after`` seconds raises ``ServerUnreachable``.
+    ``on_response`` sees each live response (and None after it), so another thread can
+    end a blocked read.
     """
     last = after
+    unreachable_since: float | None = None
 
     def done() -> bool:
         return bool((stop is not None and stop.is_set())
@@ -45,11 +68,14 @@ def iter_events(http: httpx.Client, *, project_id: str | None = None, after: int
         try:
             with connect_sse(http, "GET", "/events", params=params, headers=headers,
                              timeout=httpx.Timeout(10.0, read=read_timeout)) as source:
+                unreachable_since = None
                 if source.response.status_code >= 400:
                     source.response.read()
                     from .client import raise_for_status
 
                     raise_for_status(source.response)
+                if on_response is not None:
+                    on_response(source.response)
                 for sse in source.iter_sse():
                     if done():
                         return
@@ -58,9 +84,24 @@ def iter_events(http: httpx.Client, *, project_id: str | None = None, after: int
                     ev = Event.model_validate(json.loads(sse.data))
                     last = ev.id
                     yield ev
+        except httpx.ConnectError as e:
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if give_up_after is not None and now - unreachable_since >= give_up_after:
+                raise ServerUnreachable(str(http.base_url).rstrip("/"),
+                                        transport_reason(e)) from None
+            log.info("event stream cannot connect (%s); retrying after id %s", e, last)
+            time.sleep(reconnect_delay)
         except (httpx.TransportError, httpx.StreamError) as e:
             log.info("event stream dropped (%s); reconnecting after id %s", e, last)
             time.sleep(reconnect_delay)
+        except RuntimeError:
+            if done():  # the client was closed under a stream being stopped: its end
+                return
+            raise
+        finally:
+            if on_response is not None:
+                on_response(None)
 
 
 class EventStream:
@@ -74,6 +115,7 @@ class EventStream:
         self._stop = threading.Event()
         self._listeners: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
+        self._response: httpx.Response | None = None
         self.last_event_id: int | None = after
         self._thread = threading.Thread(target=self._run, name="sapari-events", daemon=True)
 
@@ -89,21 +131,62 @@ class EventStream:
         return off
 
     def start(self) -> EventStream:
+        _live_streams.add(self)
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        for ev in iter_events(self._http, project_id=self._project_id, after=self._after,
-                              stop=self._stop, read_timeout=5.0):
-            self.last_event_id = ev.id
-            with self._lock:
-                listeners = list(self._listeners)
-            for fn in listeners:
-                try:
-                    fn(ev)
-                except Exception:  # one broken listener must not stop the others
-                    log.exception("event listener failed on %s", ev.type)
+    def _set_response(self, response: httpx.Response | None) -> None:
+        with self._lock:
+            self._response = response
 
-    def close(self) -> None:
+    def _run(self) -> None:
+        try:
+            for ev in iter_events(self._http, project_id=self._project_id, after=self._after,
+                                  stop=self._stop, read_timeout=5.0, give_up_after=None,
+                                  on_response=self._set_response):
+                self.last_event_id = ev.id
+                with self._lock:
+                    listeners = list(self._listeners)
+                for fn in listeners:
+                    try:
+                        fn(ev)
+                    except Exception:  # one broken listener must not stop the others
+                        log.exception("event listener failed on %s", ev.type)
+        except Exception:
+            if not self._stop.is_set():
+                log.exception("event stream stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop reading: the blocked read is woken at once, the thread joined."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        with self._lock:
+            response = self._response
+        if response is not None:
+            # Shutting the socket down wakes a recv() blocked in the reader thread; closing
+            # it from here would not (and could race the reader's own close).
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+        _live_streams.discard(self)
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def close_all_streams() -> None:
+    """Stop every background event reader (at interpreter exit, before servers stop)."""
+    for stream in list(_live_streams):
+        stream.close(timeout=2.0)

@@ -31,3 +31,27 @@ def create_token(session: Session, user_id: str, name: str = "default") -> str:
 
 def find_user(session: Session, name: str) -> User | None:
     return session.scalars(select(User).where(User.name == name, User.is_deleted.is_(False))).first()
+
+
+def list_tokens(session: Session, user_id: str) -> list[ApiToken]:
+    """The user's live tokens, oldest first (their hashes never leave the server)."""
+    return list(session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.is_deleted.is_(False))
+        .order_by(ApiToken.created_at)))
+
+
+def revoke_token(session: Session, user_id: str, token_id: str) -> bool:
+    """Soft-delete one of the user's tokens; False when it is not theirs or already revoked."""
+    tok = session.get(ApiToken, token_id)
+    if tok is None or tok.user_id != user_id or tok.is_deleted:
+        return False
+    tok.soft_delete()
+    return True
+
+
+def revoke_all_tokens(session: Session, user_id: str) -> int:
+    """Soft-delete every live token of the user (they stop working at once); how many."""
+    tokens = list_tokens(session, user_id)
+    for tok in tokens:
+        tok.soft_delete()
+    return len(tokens)

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -17,6 +18,12 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 LOCAL_USER = "local"
+# Connections on this path are Server-Sent Event streams: they end only when the client goes.
+EVENT_STREAM_PATH = "/events"
+
+
+class StartupError(RuntimeError):
+    """The server's startup (runtime, migrations, workers) raised; the cause is chained."""
 
 
 def token_path(settings: Settings) -> Path:
@@ -39,6 +46,56 @@ def ensure_local_user(rt: Runtime) -> str:
     return token
 
 
+class _StartupProbe:
+    """ASGI wrapper that keeps the exception a failed lifespan startup raised.
+
+    uvicorn only logs it (a long traceback) and returns; the caller of ``start()`` gets the
+    exception itself instead, so the reason can be told in one line.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def quiet_send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                message = {**message, "message": ""}  # the traceback: raised to the caller
+            await send(message)
+
+        try:
+            await self.app(scope, receive, quiet_send)
+        except BaseException as e:
+            self.error = e
+            raise
+
+
+class _QuietStartupLog(logging.Filter):
+    """Drop uvicorn's own "startup failed" lines: ``start()`` raises the reason instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage().startswith(("Application startup failed",
+                                                     "Exception in 'lifespan' protocol")))
+
+
+class _Server(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # An event stream never completes by itself, so uvicorn would wait out the graceful
+        # timeout and then cancel it with a CancelledError traceback. Closing its connection
+        # ends it as a client disconnect: at once and quietly. Other requests still get the
+        # graceful period.
+        for conn in list(self.server_state.connections):
+            cycle = getattr(conn, "cycle", None)
+            scope = getattr(cycle, "scope", None) or {}
+            if scope.get("path") == EVENT_STREAM_PATH and not cycle.response_complete:
+                conn.transport.close()
+        await super().shutdown(sockets)
+
+
 class EmbeddedServer:
     """uvicorn in a daemon thread on a free loopback port."""
 
@@ -53,28 +110,66 @@ class EmbeddedServer:
         # Signed URLs of the local storage must point at this very server.
         self.settings = settings.model_copy(update={"public_url": self.url})
         self.app = create_app(self.settings)
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on",
+        self._probe = _StartupProbe(self.app)
+        config = uvicorn.Config(self._probe, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=3)
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="sapari-embedded-server", daemon=True)
+        self._stopped = False
+        self._stop_lock = threading.Lock()
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the embedded sapari-nb server failed to start; see the log")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the embedded server did not start within {timeout:.0f} s")
-            time.sleep(0.02)
+        """Start serving; raises ``StartupError`` with the real reason when startup fails."""
+        quiet = _QuietStartupLog()
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addFilter(quiet)
+        try:
+            self.thread.start()
+            deadline = time.monotonic() + timeout
+            while not self.server.started:
+                if not self.thread.is_alive():
+                    self.sock.close()
+                    self._stopped = True
+                    raise self._startup_error()
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise StartupError(f"the embedded server did not start within {timeout:.0f} s")
+                time.sleep(0.02)
+        finally:
+            uvicorn_log.removeFilter(quiet)
         return self
+
+    def _startup_error(self) -> StartupError:
+        cause = self._probe.error
+        if cause is None:
+            return StartupError("the embedded sapari-nb server stopped while starting "
+                                "(no error was raised; is the port free?)")
+        err = StartupError(str(cause) or type(cause).__name__)
+        err.__cause__ = cause
+        return err
 
     @property
     def token(self) -> str:
         return token_path(self.settings).read_text().strip()
 
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive() and not self._stopped
+
     def stop(self) -> None:
+        """Stop serving (idempotent): streams closed, workers stopped, the port released."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self.server.should_exit = True
-        self.thread.join(timeout=15)
+        if self.thread.is_alive():
+            self.thread.join(timeout=15)
         self.sock.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
