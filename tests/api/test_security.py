@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
+import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse, urlunparse
 
 import httpx
 import pytest
 
 from sapari_nb import Client, SapariError
+from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
+from sapari_server.storage.base import StorageError
+from sapari_server.storage.signing import sign
 from sapari_testkit.generate import TalkTruth
 
 
@@ -61,12 +66,79 @@ def storage_key(url: str) -> str:
     return urlparse(url).path.removeprefix("/storage/")
 
 
-def test_path_traversal_key_is_refused(client: Client, server: EmbeddedServer) -> None:
+def _raw(port: int, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request with the target sent byte for byte (httpx would normalise ``..``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def _tree(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and skip not in p.parents and not p.name.startswith("sapari.db")
+            and not p.name.startswith("queue.db")}
+
+
+TRAVERSALS = ["../{n}", "..%2F{n}", "%2e%2e/{n}", "%2e%2e%2f{n}", "%2E%2E%2F{n}",
+              "users/..%2F..%2F{n}", "users/%2e%2e/%2e%2e/{n}", "a/../../{n}", "./../{n}",
+              "..%5C{n}", "%2F..%2F{n}", "a%00/../../{n}"]
+
+
+def test_path_traversal_reads_and_writes_nothing_outside(client: Client,
+                                                         server: EmbeddedServer) -> None:
+    rt = server.app.state.runtime
+    storage = rt.storage
+    data_dir: Path = rt.settings.data_dir
+    objects: Path = storage.root
+    assert objects.parent == data_dir
+    sentinel = data_dir / "sentinel.txt"
+    sentinel.write_bytes(b"SENTINEL-do-not-serve")
+    (data_dir / "victim.txt").write_bytes(b"VICTIM-original")
+    # A clip waiting for its bytes whose key we point at each traversal in turn: the
+    # signature and the "a live row owns this key" checks then pass, as they would if a
+    # key were ever built wrongly, and only the storage path guard stands in the way.
+    ticket = client.presign(client.create_project("traversal").id, "t.mp4", 9)
+    before = _tree(data_dir, objects)
+    expires = int(time.time()) + 600
+    for form in TRAVERSALS:
+        for name, method in (("sentinel.txt", "GET"), ("victim.txt", "PUT")):
+            raw = form.format(n=name)
+            key = unquote(raw)  # what the server sees once the path is decoded
+            with rt.sync_session() as s, s.begin():
+                s.get(Clip, ticket.clip.id).object_key = key
+            size = 9
+            sig = sign(storage.secret, method, key, expires, size if method == "PUT" else None)
+            query = f"expires={expires}&signature={sig}" + (
+                f"&max_size={size}" if method == "PUT" else "")
+            status, body = _raw(server.port, method, f"/storage/{raw}?{query}",
+                                b"OVERWRITE" if method == "PUT" else b"")
+            assert status in (400, 403, 404, 409, 422), (method, raw, status, body[:200])
+            assert b"SENTINEL" not in body and b"VICTIM" not in body, (method, raw)
+    assert sentinel.read_bytes() == b"SENTINEL-do-not-serve"
+    assert (data_dir / "victim.txt").read_bytes() == b"VICTIM-original"
+    after = _tree(data_dir, objects)
+    assert after == before, set(after) ^ set(before)
+    assert not list(data_dir.parent.glob("*.part")) and not list(data_dir.glob("*.part"))
+
+
+def test_storage_path_stays_inside_root(server: EmbeddedServer, tmp_path: Path) -> None:
     storage = server.app.state.runtime.storage
-    url = storage._url("GET", "../secret.key", 60)
-    r = httpx.get(url.replace("/storage/..%2Fsecret.key", "/storage/../secret.key"))
-    assert r.status_code in (400, 403, 404)
-    assert "sap_" not in r.text and len(r.content) < 500
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = storage.root / "escape"
+    link.symlink_to(outside, target_is_directory=True)
+    try:
+        for key in ("../x", "a/../../x", "escape/x", "", "/etc/passwd", "a\\..\\x", "a\0b"):
+            with pytest.raises(StorageError):
+                storage.path(key)
+    finally:
+        link.unlink()
 
 
 def test_other_user_gets_404_everywhere(client: Client, other_client: Client,

@@ -7,7 +7,7 @@ artifacts replaced by re-processing).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Update, select, update
@@ -73,17 +73,30 @@ async def delete_clip(session: AsyncSession, clip: Clip) -> datetime:
 def _check(deleted_at: datetime | None, retention_days: float, what: str) -> None:
     if deleted_at is None:
         return
-    if deleted_at.tzinfo is None:  # SQLite hands back naive UTC
-        deleted_at = deleted_at.replace(tzinfo=utcnow().tzinfo)
-    if utcnow() - deleted_at > timedelta(days=retention_days):
+    if utcnow() - _aware(deleted_at) > timedelta(days=retention_days):
         raise NotRestorable(f"{what} was deleted more than {retention_days:g} days ago and its "
                             "files are being removed: it can no longer be restored")
 
 
-async def _any_purged(session: AsyncSession, stmts: list[Select[Any]]) -> bool:
+def _aware(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+async def _purged(session: AsyncSession, stmts: list[Select[Any]], when: datetime | None,
+                  retention_days: float) -> bool:
+    """Whether this delete's rows lost their objects.
+
+    A row deleted with this delete and purged since, or any row purged sooner than the
+    retention period after its delete: only an explicit purge (``?purge=true``) does that,
+    and it makes the whole delete final.
+    """
+    keep = timedelta(days=retention_days)
     for stmt in stmts:
-        if (await session.execute(stmt.limit(1))).first() is not None:
-            return True
+        for deleted_at, purged_at in await session.execute(stmt):
+            if deleted_at is None:
+                continue
+            if deleted_at == when or _aware(purged_at) - _aware(deleted_at) < keep:
+                return True
     return False
 
 
@@ -93,14 +106,10 @@ async def restore_project(session: AsyncSession, project: Project,
     _check(when, retention_days, f"project {project.name!r}")
     pid = project.id
     clip_ids = select(Clip.id).where(Clip.project_id == pid)
-    if await _any_purged(session, [
-        select(Clip.id).where(Clip.project_id == pid, Clip.purged_at.is_not(None),
-                              Clip.deleted_at == when),
-        select(Export.id).where(Export.project_id == pid, Export.purged_at.is_not(None),
-                                Export.deleted_at == when),
-        select(Artifact.id).where(Artifact.clip_id.in_(clip_ids),
-                                  Artifact.purged_at.is_not(None), Artifact.deleted_at == when),
-    ]):
+    if await _purged(session, [
+        select(m.deleted_at, m.purged_at).where(m.purged_at.is_not(None), where)
+        for m, where in ((Clip, Clip.project_id == pid), (Export, Export.project_id == pid),
+                         (Artifact, Artifact.clip_id.in_(clip_ids)))], when, retention_days):
         raise NotRestorable(f"project {project.name!r} was purged: its files are gone and it "
                             "can no longer be restored")
     for stmt in _project_rows(pid, None, when):
@@ -111,10 +120,10 @@ async def restore_project(session: AsyncSession, project: Project,
 async def restore_clip(session: AsyncSession, clip: Clip, retention_days: float) -> None:
     when = clip.deleted_at
     _check(when, retention_days, f"clip {clip.filename!r}")
-    if clip.purged_at is not None or await _any_purged(session, [
-        select(Artifact.id).where(Artifact.clip_id == clip.id,
-                                  Artifact.purged_at.is_not(None), Artifact.deleted_at == when)
-    ]):
+    if clip.purged_at is not None or await _purged(session, [
+        select(Artifact.deleted_at, Artifact.purged_at).where(
+            Artifact.clip_id == clip.id, Artifact.purged_at.is_not(None))], when,
+            retention_days):
         raise NotRestorable(f"clip {clip.filename!r} was purged: its file is gone and it can "
                             "no longer be restored; upload it again")
     for stmt in _clip_children([clip.id], None, when):
