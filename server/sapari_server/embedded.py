@@ -114,10 +114,16 @@ class EmbeddedServer:
         config = uvicorn.Config(self._probe, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=3)
         self.server = _Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="sapari-embedded-server", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="sapari-embedded-server",
+                                       daemon=True)
         self._stopped = False
         self._stop_lock = threading.Lock()
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except SystemExit:
+            pass  # uvicorn's answer to a failed startup; start() raises the reason instead
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         """Start serving; raises ``StartupError`` with the real reason when startup fails."""
