@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -88,23 +89,28 @@ def test_script_exits_quietly(tmp_path: Path, talk: tuple[Path, TalkTruth]) -> N
     # The README's snippet, short: an embedded server, an upload, a live event stream; the
     # script ends without closing anything.
     script = textwrap.dedent(f"""
+        import time
+
         import sapari_nb
 
         client = sapari_nb.connect(data_dir={str(tmp_path / 'data')!r}, progress=False)
         project = client.create_project("episode 12")
+        stream = client.stream(project_id=project.id, after=0)
+        stream.on(lambda event: print(event.type, flush=True))
         after = client.cursor()
         clip = client.wait_clip(client.upload(project.id, {str(talk[0])!r}), after=after)
-        stream = client.stream(project_id=project.id)
-        stream.on(lambda event: print(event.type))
+        while stream.last_event_id is None:  # the stream is live and has read events
+            time.sleep(0.05)
         print("ready", clip.status)
     """)
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                          timeout=120, env={**os.environ, "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert "ready ready" in proc.stdout
     assert "Traceback" not in proc.stderr and "CancelledError" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == ""
+    assert "ClipReady" in proc.stdout
     # No waiting out a graceful-shutdown timeout on the open event stream either.
     assert time.monotonic() - started < 30
 
