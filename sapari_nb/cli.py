@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import shutil
@@ -109,6 +110,9 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     data_dir = args.data_dir
     if not args.server and args.ephemeral and not data_dir:
         data_dir = tempfile.mkdtemp(prefix="sapari-nb-")
+        # Removed below once the server stopped; again at exit in case a worker thread that
+        # outlived the stop wrote into it meanwhile.
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     try:
         if args.server:
             client = Client(args.server, args.token, progress=not args.quiet)
