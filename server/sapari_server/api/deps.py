@@ -31,24 +31,36 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def current_user(
-    rt: RuntimeDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    # Its own short session: a long SSE stream must not hold a pooled connection.
+def _missing() -> HTTPException:
+    return HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>'",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(session: AsyncSession,
+                       creds: HTTPAuthorizationCredentials | None) -> User:
+    """The user a bearer token belongs to, or 401 (missing, unknown or revoked token)."""
     if creds is None:
-        raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    async with rt.async_session() as session:
-        user = (await session.execute(
-            select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-                ApiToken.token_hash == hash_token(creds.credentials),
-                ApiToken.is_deleted.is_(False), User.is_deleted.is_(False))
-        )).scalars().first()
+        raise _missing()
+    user = (await session.execute(
+        select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+            ApiToken.token_hash == hash_token(creds.credentials),
+            ApiToken.is_deleted.is_(False), User.is_deleted.is_(False))
+    )).scalars().first()
     if user is None:
         raise HTTPException(401, "invalid or revoked API token",
                             headers={"WWW-Authenticate": "Bearer"})
     return user
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_user(rt: RuntimeDep, creds: Credentials) -> User:
+    # Its own short session: a long SSE stream must not hold a pooled connection.
+    if creds is None:
+        raise _missing()
+    async with rt.async_session() as session:
+        return await authenticate(session, creds)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, union_all
+from sqlalchemy import CursorResult, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.base import utcnow
@@ -21,11 +21,27 @@ async def waiting_clip(session: AsyncSession, key: str, *, ttl: float,
     reservation expired (the bytes would no longer count against the quota).
     """
     return (await session.scalars(
-        select(Clip).join(Project, Project.id == Clip.project_id).where(
-            Clip.object_key == key, Clip.status == "pending_upload",
-            Clip.is_deleted.is_(False), Clip.purged_at.is_(None),
-            Project.is_deleted.is_(False),
-            Clip.created_at > reservation_cutoff(now or utcnow(), ttl)))).first()
+        select(Clip).where(Clip.object_key == key, *_waiting(now or utcnow(), ttl)))).first()
+
+
+def _waiting(now: datetime, ttl: float) -> list[object]:
+    return [Clip.status == "pending_upload", Clip.is_deleted.is_(False),
+            Clip.purged_at.is_(None), Clip.created_at > reservation_cutoff(now, ttl),
+            Clip.project_id.in_(select(Project.id).where(Project.is_deleted.is_(False)))]
+
+
+async def land(session: AsyncSession, clip_id: str, size: int, *, ttl: float,
+               now: datetime | None = None) -> bool:
+    """Record the size of bytes that arrived for a clip still waiting for them.
+
+    One conditional write, so the check and the record cannot be split by a delete or a
+    confirm; False (nothing written) when the clip no longer waits.
+    """
+    result = await session.execute(
+        update(Clip).where(Clip.id == clip_id, *_waiting(now or utcnow(), ttl))
+        .values(size=size).execution_options(synchronize_session=False))
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
 
 
 async def has_live_owner(session: AsyncSession, key: str) -> bool:

@@ -11,14 +11,17 @@ from ...db.models import ApiToken, Project
 from ...lifecycle import cascade
 from ...lifecycle.gc import purge_project
 from ...lifecycle.quota import used_bytes
-from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
+from ..deps import Credentials, CurrentUser, RuntimeDep, SessionDep, authenticate, owned
 from ..schemas import ProjectCreate, ProjectOut, TokenOut, UserOut
 
 router = APIRouter(tags=["projects"])
 
 
 @router.get("/me", response_model=UserOut)
-async def me(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> UserOut:
+async def me(creds: Credentials, session: SessionDep, rt: RuntimeDep) -> UserOut:
+    # One session for the token check and the usage: clients poll this route, and each
+    # pooled connection checkout is a round trip to the database thread.
+    user = await authenticate(session, creds)
     used = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl)
     return UserOut(id=user.id, name=user.name, used_bytes=used,
                    quota_bytes=user.quota_bytes or rt.settings.quota_bytes)

@@ -16,10 +16,8 @@ from typing import Annotated, BinaryIO
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
-from sqlalchemy import update
 
-from ...db.models import Clip
-from ...lifecycle.owners import has_live_owner, waiting_clip
+from ...lifecycle.owners import has_live_owner, land, waiting_clip
 from ...storage.base import StorageError
 from ...storage.local import LocalStorage
 from ...storage.signing import verify
@@ -62,10 +60,10 @@ def media_type(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
-async def _writable(rt: RuntimeDep, key: str) -> str | None:
+async def _writable(request: Request, rt: RuntimeDep, key: str) -> str | None:
     """The id of the clip waiting for these bytes, or None. A short session: an upload
     must not hold a pooled connection while its bytes stream in."""
-    async with rt.async_session() as session:
+    async with _db_gate(request), rt.async_session() as session:
         clip = await waiting_clip(session, key, ttl=rt.settings.signed_url_ttl)
         return clip.id if clip is not None else None
 
@@ -84,27 +82,36 @@ async def put_object(key: str, request: Request, rt: RuntimeDep,
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_size:
         raise _too_big(max_size)
-    clip_id = await _writable(rt, key)
+    clip_id = await _writable(request, rt, key)
     if clip_id is None:
         raise HTTPException(409, NOT_WRITABLE)
     tmp, f = await anyio.to_thread.run_sync(storage.open_upload, key)
     try:
-        await _receive(request, f, max_size)
-        # The clip may have been deleted or confirmed while the bytes streamed in.
-        if await _writable(rt, key) != clip_id:
-            raise HTTPException(409, NOT_WRITABLE)
+        size = await _receive(request, f, max_size)
+        # The clip may have been deleted or confirmed while the bytes streamed in; if it
+        # still waits, the bytes count against the quota from now on, confirmed or not.
+        async with _db_gate(request), rt.async_session() as session:
+            if not await land(session, clip_id, size, ttl=rt.settings.signed_url_ttl):
+                raise HTTPException(409, NOT_WRITABLE)
+            await session.commit()
         info = await anyio.to_thread.run_sync(storage.commit_upload, tmp, key)
     finally:
         await anyio.to_thread.run_sync(_discard, f, tmp)
-    # The landed bytes count against the quota from now on, even if never confirmed.
-    async with rt.async_session() as session:
-        await session.execute(update(Clip).where(
-            Clip.id == clip_id, Clip.status == "pending_upload").values(size=info.size))
-        await session.commit()
     return {"key": key, "size": info.size}
 
 
-async def _receive(request: Request, f: BinaryIO, max_size: int) -> None:
+def _db_gate(request: Request) -> anyio.CapacityLimiter:
+    # Uploads reach the database two at a time: twenty that start or finish together
+    # would otherwise take every pooled connection (and queue on SQLite's write lock
+    # holding them), and requests that only read, like GET /me, would wait behind them.
+    state = request.app.state
+    gate = getattr(state, "upload_db_gate", None)
+    if gate is None:
+        gate = state.upload_db_gate = anyio.CapacityLimiter(2)
+    return gate
+
+
+async def _receive(request: Request, f: BinaryIO, max_size: int) -> int:
     size = 0
     batch: list[bytes] = []
     pending = 0
@@ -120,6 +127,7 @@ async def _receive(request: Request, f: BinaryIO, max_size: int) -> None:
     if batch:
         await anyio.to_thread.run_sync(f.write, b"".join(batch))
     await anyio.to_thread.run_sync(f.close)
+    return size
 
 
 def _discard(f: BinaryIO, tmp: Path) -> None:
