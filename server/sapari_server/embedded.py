@@ -102,7 +102,9 @@ class EmbeddedServer:
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
         from .app import create_app
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # The protocol given explicitly: asyncio sets TCP_NODELAY only on sockets whose proto
+        # says TCP, and without it every keep-alive response waits ~40 ms for Nagle.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]

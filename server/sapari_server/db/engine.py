@@ -39,15 +39,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _pre_ping(url: str) -> bool:
+    # A pre-ping guards against a server that dropped an idle connection; a SQLite file
+    # cannot, and the ping would cost a round trip on every request.
+    return make_url(url).get_backend_name() != "sqlite"
+
+
 def make_async_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), pool_pre_ping=True)
+    engine = create_async_engine(async_url(url), pool_pre_ping=_pre_ping(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def make_sync_engine(url: str) -> Engine:
-    engine = create_engine(sync_url(url), pool_pre_ping=True)
+    engine = create_engine(sync_url(url), pool_pre_ping=_pre_ping(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

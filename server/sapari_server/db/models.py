@@ -65,7 +65,7 @@ class Artifact(Base, Timestamps, SoftDelete):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     clip_id: Mapped[str] = mapped_column(ForeignKey("clips.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    object_key: Mapped[str] = mapped_column(String(500))
+    object_key: Mapped[str] = mapped_column(String(500), index=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Set when the lifecycle purged this row's object from storage (its bytes are freed).
@@ -123,7 +123,7 @@ class Export(Base, Timestamps, SoftDelete):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     status: Mapped[str] = mapped_column(String(32), default="queued")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    object_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    object_key: Mapped[str | None] = mapped_column(String(500), default=None, index=True)
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
     # The cuts as applied and the keep-segments as rendered, for the record.

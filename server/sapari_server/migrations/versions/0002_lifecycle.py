@@ -21,6 +21,10 @@ def upgrade() -> None:
     for table in PURGEABLE:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
+    # Signed GETs and the lifecycle look objects up by key.
+    for table in ("artifacts", "exports"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.create_index(batch_op.f(f'ix_{table}_object_key'), ['object_key'])
     if op.get_bind().dialect.name == "postgresql":
         # SQLite's INTEGER PRIMARY KEY is 64-bit already; PostgreSQL's SERIAL is not.
         op.alter_column('events', 'id', type_=sa.BigInteger(), existing_type=sa.Integer())
@@ -31,6 +35,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER SEQUENCE IF EXISTS events_id_seq AS integer")
         op.alter_column('events', 'id', type_=sa.Integer(), existing_type=sa.BigInteger())
+    for table in ("artifacts", "exports"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f(f'ix_{table}_object_key'))
     for table in PURGEABLE:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column('purged_at')
