@@ -77,7 +77,7 @@ def time_limit(rt: Runtime, media_seconds: float) -> float:
 
 
 def time_limit_reason(kind: str, limit: float, media_seconds: float) -> str:
-    return (f"{kind} stopped: it ran longer than its time limit of {limit:.0f} s "
+    return (f"{kind} stopped: it ran longer than its time limit of {limit:.3g} s "
             f"(SAPARI_JOB_TIME_LIMIT plus SAPARI_JOB_TIME_LIMIT_PER_MEDIA_SECOND x "
             f"{media_seconds:.1f} s of media); raise those settings for slower machines "
             "or longer recordings")
