@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from .. import keys
+from ..db.base import utcnow
 from ..db.models import Clip, Edit, Export
 from ..events.log import record_event
 from ..media.render import Piece, RenderSettings, render
@@ -31,6 +33,9 @@ def render_export(ctx: JobContext) -> None:
         clips = list(s.scalars(
             select(Clip).where(Clip.project_id == exp.project_id, Clip.is_deleted.is_(False))
             .order_by(Clip.position, Clip.created_at)))
+        # An upload that never arrived and whose URL expired is no part of the project.
+        stale = utcnow() - timedelta(seconds=rt.settings.signed_url_ttl)
+        clips = [c for c in clips if not (c.status == "pending_upload" and c.created_at < stale)]
         if not clips:
             raise JobFailure("the project has no clips to render")
         bad = [c.filename for c in clips if c.status != "ready"]

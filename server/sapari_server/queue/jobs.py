@@ -31,7 +31,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db.base import utcnow
-from ..db.models import Clip, Job
+from ..db.models import Clip, Job, Project
 from ..events.log import record_event
 from ..media.errors import MediaError
 from ..storage.base import ObjectInfo
@@ -172,6 +172,12 @@ class JobContext:
             if time.monotonic() > self.deadline:  # the fence also enforces the time limit
                 limit = time_limit(self.rt, self.media_seconds)
                 raise JobTimeLimit(time_limit_reason(self.kind, limit, self.media_seconds))
+            if self.project_id is not None and s.scalar(
+                    select(Project.is_deleted).where(Project.id == self.project_id)):
+                # Its rows were deleted (maybe purged) while it ran: results written now
+                # would belong to nothing live and the lifecycle would never free them.
+                raise JobFailure("the project was deleted while this job ran; its results "
+                                 "were discarded (restore the project and run it again)")
             s.execute(update(Job).where(Job.id == self.job_id).values(
                 status="succeeded", progress=1.0, finished_at=utcnow(), heartbeat_at=utcnow()))
             yield s
