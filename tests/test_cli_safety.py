@@ -103,6 +103,10 @@ def test_edit_deletes_its_project_and_its_bytes(capsys: pytest.CaptureFixture[st
     src, truth = talk
     out, edits = tmp_path / "cut.mp4", tmp_path / "cut.json"
     before = {p.id for p in client.projects()}
+    # Other tests share this server and leave deleted (not purged) projects: look only at
+    # the project folders this run adds.
+    objects = server.settings.data_dir / "objects" / "users" / client.me().id / "projects"
+    folders_before = set(objects.iterdir()) if objects.exists() else set()
     rc = main(["edit", str(src), "-o", str(out), "--edits", str(edits), "--server", server.url,
                "--token", server.token, "-q"])
     printed = capsys.readouterr()
@@ -111,10 +115,8 @@ def test_edit_deletes_its_project_and_its_bytes(capsys: pytest.CaptureFixture[st
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json", "cut.mp4"]
     assert {p.id for p in client.projects()} == before
     # Purged at once: none of the project's objects (source, audio, peaks, export) is left.
-    user = client.me()
-    objects = server.settings.data_dir / "objects" / "users" / user.id / "projects"
-    left = [p for p in objects.rglob("*") if p.is_file()] if objects.exists() else []
-    mine = [p for p in left if not any(pid in p.parts for pid in before)]
+    new_folders = set(objects.iterdir()) - folders_before if objects.exists() else set()
+    mine = [p for folder in new_folders for p in folder.rglob("*") if p.is_file()]
     assert mine == []
 
 
