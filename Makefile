@@ -1,5 +1,9 @@
 # The README's two commands live here; nothing is installed by hand.
+SHELL := /bin/bash
 PY ?= python3
+# This machine's pip configuration names local package folders that do not exist; pip warns
+# about each one on every install. Only those lines are dropped; every other message shows.
+QUIET_PIP := 2> >(grep -v "^WARNING: Location 'file:///opt/" >&2)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -7,10 +11,10 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip $(QUIET_PIP)
 
 install: $(BIN)/python system-deps
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" $(QUIET_PIP)
 
 # espeak-ng speaks the tests' talks (speech tests skip without it). Best effort: only
 # where apt-get runs as root; PyAV's wheels carry FFmpeg, so nothing else is needed.

@@ -268,8 +268,10 @@ class Client:
                 for e in self._req("GET", f"/projects/{project_id}/exports")]
 
     def download(self, export_id: str, dest: str | os.PathLike[str],
-                 progress: bool | None = None) -> Path:
-        """Fetch the rendered file from its signed URL into ``dest`` (written atomically)."""
+                 progress: bool | None = None, label: str | None = None) -> Path:
+        """Fetch the rendered file from its signed URL into ``dest`` (written atomically).
+
+        ``label`` names the file in the progress bar (default: ``dest``'s name)."""
         link = self._req("GET", f"/exports/{export_id}/download")
         out = Path(dest)
         show = self.progress if progress is None else progress
@@ -280,7 +282,7 @@ class Client:
                 raise_for_status(r)
             total = int(r.headers.get("content-length", 0)) or None
             with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
-                                            desc=f"download {out.name}", disable=not show,
+                                            desc=f"download {label or out.name}", disable=not show,
                                             leave=False) as bar:
                 for chunk in r.iter_bytes(CHUNK):
                     f.write(chunk)

@@ -116,7 +116,7 @@ def _run(client: Client, project_id: str, src: Path, out: Path, running: dict[st
     running["job"] = exp.job_id
     exp = client.wait_export(exp, after=after)
     running["job"] = None
-    client.download(exp.id, outputs.enter_context(atomic_output(out)))
+    client.download(exp.id, outputs.enter_context(atomic_output(out)), label=out.name)
     cuts = [{"start": c["start"], "end": c["end"], "kind": c["kind"], "reason": c["reason"]}
             for c in (exp.result or {}).get("cuts", [])]
     if edits_json is not None:
