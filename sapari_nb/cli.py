@@ -178,6 +178,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    try:
+        from . import panel_app
+    except ImportError as e:
+        raise CliError(f"the app needs Panel ({e}): pip install 'sapari-nb[app]'") from None
+    from .client import Client
+    from .connect import embedded_server
+
+    if args.server and not args.token:
+        return _usage(args, "--server needs --token (or SAPARI_TOKEN)")
+    if args.server:
+        client = Client(args.server, args.token, progress=False)
+        where = args.server
+    else:
+        # The browser PUTs uploads to the embedded server's signed URLs itself: its CORS
+        # default allows loopback origins; any other address the app listens on is added.
+        extra: dict[str, object] = {}
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            extra["cors_origins"] = [f"http://{args.host}:{args.port}"]
+        server = embedded_server(args.data_dir, **extra)
+        client = Client(server.url, server.token, progress=False)
+        where = f"the embedded server {server.url} (data in {server.settings.data_dir})"
+    client.me()  # a wrong URL or token is one line now, not an error in the browser
+
+    def ready(port: int) -> None:
+        print(f"sapari-nb app on http://{args.host}:{port}/ using {where}; Ctrl-C stops it",
+              flush=True)
+
+    with client:
+        panel_app.serve(client, port=args.port, address=args.host, show=args.show,
+                        ready=ready)
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from sapari_server.queue.consumer import run_worker
 
@@ -279,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.add_argument("--workers", type=int, help="in-process worker threads (0: none)")
     s.set_defaults(func=_cmd_serve)
+
+    a = sub.add_parser("app", help="serve the widgets as a Panel web app (project list, "
+                                   "upload, review, export)")
+    a.add_argument("--port", type=int, default=5006, help="port of the app (0: any free one)")
+    a.add_argument("--host", default="127.0.0.1", help="address the app listens on")
+    a.add_argument("--server", default=env_server,
+                   help="use this job server instead of the embedded one (default: "
+                        "$SAPARI_SERVER); the browser must reach it too, for uploads")
+    a.add_argument("--token", default=os.environ.get("SAPARI_TOKEN"),
+                   help="API token for --server (default: $SAPARI_TOKEN)")
+    a.add_argument("--data-dir", help="embedded server's data folder (default ~/.sapari-nb)")
+    a.add_argument("--show", action="store_true", help="open the app in a browser")
+    a.set_defaults(func=_cmd_app)
 
     w = sub.add_parser("worker", help="run a Huey worker for the configured queue")
     w.add_argument("--workers", type=int, default=2)
