@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tqdm.auto import tqdm
@@ -17,6 +17,7 @@ from sapari_server.api.schemas import (
     AnalysisOut,
     ArtifactOut,
     ClipOut,
+    DownloadOut,
     EditOut,
     ExportOut,
     JobOut,
@@ -31,6 +32,9 @@ from sapari_server.keys import safe_suffix
 from .errors import JobFailed, SapariError, ServerUnreachable, WaitTimeout
 from .events import Event, EventStream, iter_events, transport_reason
 from .outputs import atomic_output, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from .widgets.project import ProjectView
 
 CHUNK = 1 << 20
 _REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
@@ -223,6 +227,11 @@ class Client:
     def analysis(self, analysis_id: str) -> AnalysisOut:
         return AnalysisOut.model_validate(self._req("GET", f"/analysis/{analysis_id}"))
 
+    def analyses(self, project_id: str) -> list[AnalysisOut]:
+        """The project's analysis runs, oldest first."""
+        return [AnalysisOut.model_validate(a)
+                for a in self._req("GET", f"/projects/{project_id}/analyses")]
+
     def edits(self, project_id: str, status: str | None = None) -> list[EditOut]:
         params = {"status": status} if status else None
         return [EditOut.model_validate(e)
@@ -266,6 +275,23 @@ class Client:
     def exports(self, project_id: str) -> list[ExportOut]:
         return [ExportOut.model_validate(e)
                 for e in self._req("GET", f"/projects/{project_id}/exports")]
+
+    def download_link(self, export_id: str) -> DownloadOut:
+        """The signed URL of a finished export (a 409 SapariError while it is not done)."""
+        return DownloadOut.model_validate(self._req("GET", f"/exports/{export_id}/download"))
+
+    def signed_bytes(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes ``start..end`` (inclusive) of a signed URL, by an HTTP Range request.
+
+        Without ``start`` the whole object. A server that ignores Range (200) is sliced here.
+        """
+        headers = {} if start is None else {"Range": f"bytes={start}-{'' if end is None else end}"}
+        with self._reaching(url):
+            r = self._bare.get(url, headers=headers)
+        raise_for_status(r)
+        if start is not None and r.status_code == 200:
+            return r.content[start:None if end is None else end + 1]
+        return r.content
 
     def download(self, export_id: str, dest: str | os.PathLike[str],
                  progress: bool | None = None, label: str | None = None) -> Path:
@@ -317,14 +343,27 @@ class Client:
     def events(self, project_id: str | None = None, after: int | None = None) -> Iterator[Event]:
         return iter_events(self.http, project_id=project_id, after=after)
 
-    def stream(self, project_id: str | None = None, after: int | None = None) -> EventStream:
+    def stream(self, project_id: str | None = None, after: int | None = None,
+               on_status: Callable[[str, str], None] | None = None) -> EventStream:
         """A background reader of events that calls listeners (what widgets use).
 
-        It stops with ``close()`` (its own or this client's) and at interpreter exit.
+        ``on_status(status, message)`` hears connected / reconnecting / gone from the very
+        first connection on. It stops with ``close()`` (its own or this client's) and at
+        interpreter exit.
         """
-        stream = EventStream(self.http, project_id=project_id, after=after).start()
+        stream = EventStream(self.http, project_id=project_id, after=after)
+        if on_status is not None:
+            stream.on_status(on_status)
+        stream.start()
+        self._streams = [s for s in self._streams if s.running]
         self._streams.append(stream)
         return stream
+
+    def show(self, project_id: str) -> ProjectView:
+        """The project's widget: upload, timeline, review and export in one view."""
+        from .widgets.project import ProjectView
+
+        return ProjectView(self, project_id)
 
     def wait_for(self, match: Callable[[Event], bool], *, project_id: str | None = None,
                  after: int | None = None, timeout: float = 3600.0,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from .api import validation_errors
@@ -61,6 +62,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = FastAPI(title="sapari-nb job server", version="0.1.0", lifespan=lifespan)
     validation_errors.install(app)
+    if settings.cors_origins or settings.cors_origin_regex:
+        # Widgets move media bytes from the browser: signed PUTs and ranged GETs. No
+        # credentials: the API's token never leaves the kernel, signed URLs carry their own.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_origin_regex=settings.cors_origin_regex or None,
+            allow_methods=["GET", "PUT", "HEAD", "OPTIONS"], allow_headers=["*"],
+            expose_headers=["ETag", "Content-Length", "Content-Range", "Accept-Ranges"])
     for module in (projects, clips, analysis, edits, exports, timeline, jobs, events):
         app.include_router(module.router)
     if settings.resolved_storage_url.startswith("file:"):

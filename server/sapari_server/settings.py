@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     job_stale_after: float = 60.0
     sse_keepalive: float = 15.0
 
+    # Browsers on these origins may call the server and PUT/GET signed URLs straight from a
+    # notebook page (CORS). Loopback origins are allowed by default: a JupyterLab on
+    # another port of the same machine. Add e.g. ["https://hub.example.org"] (JSON in
+    # SAPARI_CORS_ORIGINS) for a remote page; an empty regex turns the default off.
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_origin_regex: str = r"^https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$"
+
     # Storage lifecycle: soft-deleted rows stay restorable this long, then a periodic task
     # (and `sapari-nb gc`) removes the objects only they own and frees the quota.
     retention_days: float = 7.0
