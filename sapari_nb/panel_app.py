@@ -64,6 +64,7 @@ class ProjectView(AnyWidgetComponent):
     uploads = param.List(default=[])
     upload_route = param.String(default="")
     playhead = param.Number(default=0.0)
+    message = param.String(default="")
     _outbox = param.List(default=[])
     _acked = param.Integer(default=0)
 
@@ -77,10 +78,12 @@ class ProjectView(AnyWidgetComponent):
         self._closed = False
         # One worker: actions stay in the order the browser sent them.
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sapari-panel")
-        self._handled = 0
+        self._applying = False
         self.state = _project_state(client, project_id, self._sink)
-        self.param.update(**self._known(self.state.values()))
+        self._apply(self._known(self.state.values()))
         self.param.watch(self._on_outbox, ["_outbox"])
+        # Values the browser sets itself: ProjectState keeps them true, never pushes back.
+        self.param.watch(self._on_view_value, ["playhead", "upload_route", "export_settings"])
 
     def _known(self, changes: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in changes.items() if k in self.param and k != "name"}
@@ -92,7 +95,7 @@ class ProjectView(AnyWidgetComponent):
             return
         doc = self._doc
         if doc is None or doc.session_context is None:
-            self.param.update(**changes)  # no server session (a script or a test): apply now
+            self._apply(changes)  # no server session (a script or a test): apply now
             return
         with self._lock:
             self._pending.update(changes)
@@ -109,25 +112,31 @@ class ProjectView(AnyWidgetComponent):
         with self._lock:
             changes, self._pending, self._scheduled = self._pending, {}, False
         if changes and not self._closed:
+            self._apply(changes)
+
+    def _apply(self, changes: dict[str, Any]) -> None:
+        self._applying = True
+        try:
             self.param.update(**changes)
+        finally:
+            self._applying = False
 
     def _on_outbox(self, event: param.parameterized.Event) -> None:
-        # A merged browser change carries the whole list: take only what is new.
-        fresh = [a for a in event.new or [] if isinstance(a, dict)
-                 and int(a.get("seq", 0)) > self._handled]
-        if not fresh:
+        if self._applying:
             return
-        fresh.sort(key=lambda a: int(a["seq"]))
-        self._handled = int(fresh[-1]["seq"])
-        for action in fresh:
-            self._actions.submit(self._handle, action)
+        # A merged browser change carries the whole list; ProjectState runs only the entries
+        # newer than its ack, in order, and then moves `_acked` (through the sink).
+        self._actions.submit(self._run_outbox, list(event.new or []))
 
-    def _handle(self, action: dict[str, Any]) -> None:
+    def _run_outbox(self, entries: list[dict[str, Any]]) -> None:
         try:
-            self.state.handle(action, None)
-        except Exception:
-            log.exception("the %s action failed", action.get("type"))
-        self._sink({"_acked": int(action["seq"])})
+            self.state.handle_outbox(entries)
+        except Exception:  # handle() turns failures into `message`; this is a last resort
+            log.exception("the browser's actions failed")
+
+    def _on_view_value(self, event: param.parameterized.Event) -> None:
+        if not self._applying:
+            self.state.set_from_view(event.name, event.new)
 
     def close(self) -> None:
         """Stop listening to the server (the session has ended)."""

@@ -1,0 +1,147 @@
+"""The user's journey through ProjectView, the same in JupyterLab and in the Panel app.
+
+Only the DOM hooks of the widget contract are used (``.sapari-root``, ``input.sapari-file``,
+``canvas.sapari-wave``, ``.sapari-edit``, ``tr.sapari-row``, ``button[data-action]``,
+``a.sapari-download``, ``[data-playhead]``); Playwright's CSS locators also reach into
+Panel's shadow roots. The server is asked for the truth (edit times, statuses) directly.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+
+from sapari_nb import Client
+
+# Non-background pixels on the waveform canvas: the corner pixel is taken as background.
+CANVAS_INK = """(c) => {
+  const ctx = c.getContext("2d");
+  if (!ctx || !c.width || !c.height) return -1;
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  const bg = [d[0], d[1], d[2], d[3]];
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - bg[0]) + Math.abs(d[i + 1] - bg[1]) + Math.abs(d[i + 2] - bg[2])
+        + Math.abs(d[i + 3] - bg[3]) > 40) n++;
+  }
+  return n;
+}"""
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as e:  # an element re-rendered between two calls: poll again
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {last!r})")
+
+
+@dataclass
+class JourneyTimes:
+    marks: dict[str, float] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = round(time.monotonic() - self.t0, 2)
+
+
+def run_journey(page: Any, client: Client, project_id: str, sample: Path,
+                shots: Callable[[Any, str], None]) -> JourneyTimes:
+    times = JourneyTimes()
+    root = page.locator(".sapari-root").first
+    root.wait_for(timeout=30_000)
+    shots(page, "opened")
+
+    # 1. Choosing the file starts its upload: no other click.
+    page.locator("input.sapari-file").first.set_input_files(str(sample))
+    clip = wait_until(lambda: [c for c in client.clips(project_id) if c.status == "ready"],
+                      90, "the uploaded clip becoming ready on the server")[0]
+    times.mark("clip ready")
+    route = page.locator(".sapari-route").first.text_content(timeout=5_000) or ""
+    assert route.strip(), "the upload route badge is empty after an upload"
+
+    # 2. The waveform is drawn by itself once the clip is ready (pixels, not an element).
+    wave = page.locator("canvas.sapari-wave").first
+    wait_until(lambda: wave.evaluate(CANVAS_INK) > 100, 15, "the waveform drawn on its canvas")
+    times.mark("waveform drawn")
+    shots(page, "waveform")
+
+    # 3. Analysis from the widget; the proposed edits show on the timeline.
+    page.locator('button[data-action="analyze"]').first.click()
+    wait_until(lambda: page.locator(".sapari-edit").count() > 0, 90, "edits on the timeline")
+    wait_until(lambda: page.locator("tr.sapari-row").count() > 0, 5, "rows in the review table")
+    times.mark("edits shown")
+    page.locator('button[data-action="accept-all"]').first.click()
+    wait_until(lambda: client.edits(project_id) and all(
+        e.status == "accepted" for e in client.edits(project_id)), 10, "accept-all on the server")
+    wait_until(lambda: page.locator('.sapari-edit[data-status="accepted"]').count()
+               == page.locator(".sapari-edit").count(), 5, "every edit block accepted")
+    shots(page, "accepted")
+
+    # 4. Clicking an accepted edit on the timeline rejects it; the table follows (< 1 s).
+    edits = client.edits(project_id)
+    target = max(edits, key=lambda e: e.end - e.start)  # the widest block: easy to hit
+    block = page.locator(f'.sapari-edit[data-edit-id="{target.id}"]').first
+    block.scroll_into_view_if_needed()
+    clicked = time.monotonic()
+    block.click()
+    row = page.locator(f'tr.sapari-row[data-edit-id="{target.id}"]').first
+    wait_until(lambda: row.get_attribute("data-status") == "rejected", 3,
+               "the review row following the timeline click", interval=0.02)
+    times.marks["row followed click (s)"] = round(time.monotonic() - clicked, 3)
+    assert {e.id: e.status for e in client.edits(project_id)}[target.id] == "rejected"
+    shots(page, "rejected")
+
+    # 5. Play the cut: the playhead never sits inside an accepted edit.
+    offset = {c.id: 0.0 for c in [clip]}
+    accepted = [(offset[e.clip_id] + e.start, offset[e.clip_id] + e.end)
+                for e in client.edits(project_id) if e.status == "accepted"]
+    page.locator('button[data-action="play-cut"]').first.click()
+    samples: list[float] = []
+    end = time.monotonic() + 3.0
+    while time.monotonic() < end:
+        value = root.get_attribute("data-playhead")
+        if value not in (None, ""):
+            samples.append(float(value))
+        time.sleep(0.03)
+    page.locator('button[data-action="play-cut"]').first.click()  # stop
+    shots(page, "played")
+    assert samples and max(samples) - min(samples) > 1.0, \
+        f"the playhead did not move while playing the cut: {samples[:5]}...{samples[-5:]}"
+    # A jump lands at the first frame past an edit's start: allow one frame of slack.
+    inside = [p for p in samples for t0, t1 in accepted if t0 + 0.1 < p < t1 - 0.02]
+    assert not inside, f"the playhead sat inside accepted edits {accepted} at {inside}"
+    times.mark("played the cut")
+
+    # 6. Export; the download link gives a valid video of the cut's length.
+    page.locator('button[data-action="export"]').first.click()
+    link = page.locator("a.sapari-download").first
+    href = wait_until(lambda: link.get_attribute("href"), 120, "the download link")
+    times.mark("exported")
+    shots(page, "exported")
+    url = href if href.startswith("http") else page.evaluate("(h) => new URL(h, location).href",
+                                                             href)
+    body = httpx.get(url, timeout=60).raise_for_status().content
+    with av.open(io.BytesIO(body)) as media:
+        kinds = {s.type for s in media.streams}
+        duration = media.duration / 1e6 if media.duration else 0.0
+    assert {"video", "audio"} <= kinds, f"the download is not a video with sound: {kinds}"
+    expected = clip.duration - sum(t1 - t0 for t0, t1 in accepted)
+    assert abs(duration - expected) < 0.3, \
+        f"the cut lasts {duration:.2f} s; expected {expected:.2f} s"
+    return times

@@ -1,0 +1,42 @@
+"""The Panel app (``sapari-nb app``) driven by Chromium: create a project, upload to export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sapari_nb import Client
+from sapari_nb.samples import sample_path
+from sapari_server.embedded import EmbeddedServer
+
+from .conftest import PanelApp, Shots, need_browser, need_bundle, start_panel_app, stop_process
+from .journey import run_journey, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def panel_app(server: EmbeddedServer, shots: Shots) -> Iterator[PanelApp]:
+    need_browser()
+    app = start_panel_app(server.url, server.token, shots.folder / "panel.log")
+    yield app
+    stop_process(app.proc)
+
+
+def test_project_view_in_panel_app(panel_app: PanelApp, client: Client, page: Any,
+                                   shots: Shots) -> None:
+    need_bundle()
+    started = time.monotonic()
+    page.goto(panel_app.url + "/")
+    # The project list, and a project created from the page itself.
+    name = f"browser journey (Panel) {time.time():.0f}"
+    page.locator(".sapari-new-name input").fill(name)
+    page.locator(".sapari-create button").click()
+    proj = wait_until(lambda: [p for p in client.projects() if p.name == name], 10,
+                      "the project created from the app")[0]
+    shots(page, "created")
+    times = run_journey(page, client, proj.id, sample_path(), shots)
+    print(f"Panel journey: {time.monotonic() - started:.1f} s; {times.marks}")
