@@ -60,11 +60,11 @@ def test_wheel_from_a_clean_clone_ships_the_bundle(tmp_path: Path) -> None:
         "import pathlib, sapari_nb\n"
         "cls = sapari_nb.ProjectView\n"
         "here = pathlib.Path(sapari_nb.__file__).parent\n"
-        "assert str(here).startswith(%r), here\n"
+        f"assert str(here).startswith({str(venv)!r}), here\n"
         "js = here / 'static' / 'sapari.js'\n"
         "assert js.stat().st_size > 1000, js\n"
         "print(cls.__name__, js.stat().st_size)\n"
-    ) % str(venv)
+    )
     deps = sysconfig.get_paths()["purelib"]
     out = run([str(py), "-c", check], cwd=tmp_path,
               env={"PATH": bare_path, "HOME": str(tmp_path), "PYTHONPATH": deps,

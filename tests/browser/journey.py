@@ -19,36 +19,7 @@ import av
 import httpx
 
 from sapari_nb import Client
-
-# Non-background pixels on the waveform canvas: the corner pixel is taken as background.
-CANVAS_INK = """(c) => {
-  const ctx = c.getContext("2d");
-  if (!ctx || !c.width || !c.height) return -1;
-  const d = ctx.getImageData(0, 0, c.width, c.height).data;
-  const bg = [d[0], d[1], d[2], d[3]];
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (Math.abs(d[i] - bg[0]) + Math.abs(d[i + 1] - bg[1]) + Math.abs(d[i + 2] - bg[2])
-        + Math.abs(d[i + 3] - bg[3]) > 40) n++;
-  }
-  return n;
-}"""
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as e:  # an element re-rendered between two calls: poll again
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {last!r})")
+from sapari_testkit.browser import CANVAS_INK, wait_until
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -11,25 +10,12 @@ import pytest
 from sapari_nb import Client
 from sapari_nb.samples import sample_path
 from sapari_server.embedded import EmbeddedServer
+from sapari_testkit.browser import JupyterLab, run_cells
 
-from .conftest import JupyterLab, Shots, need_bundle
-from .journey import run_journey, wait_until
+from .conftest import Shots, need_bundle
+from .journey import run_journey
 
 pytestmark = pytest.mark.browser
-
-
-def run_cells(page: Any, count: int, timeout: float = 60) -> None:
-    """Run the notebook's first ``count`` cells with Shift+Enter, each to completion."""
-    # A key sent before the kernel is idle is lost (WIDGETS.md).
-    page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\bIdle\b")).first.wait_for(
-        timeout=60_000)
-    page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
-    for i in range(count):
-        page.keyboard.press("Shift+Enter")
-        prompt = page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").nth(i)
-        # Done when the prompt shows its execution count, e.g. "[1]:" (not "[*]:").
-        wait_until(lambda p=prompt: re.search(r"\[\d+\]", p.text_content() or ""), timeout,
-                   f"cell {i + 1} running to completion")
 
 
 def test_project_view_in_jupyterlab(jupyter_lab: JupyterLab, server: EmbeddedServer,

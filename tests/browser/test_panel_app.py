@@ -11,9 +11,10 @@ import pytest
 from sapari_nb import Client
 from sapari_nb.samples import sample_path
 from sapari_server.embedded import EmbeddedServer
+from sapari_testkit.browser import PanelApp, start_panel_app, wait_until
 
-from .conftest import PanelApp, Shots, need_browser, need_bundle, start_panel_app, stop_process
-from .journey import run_journey, wait_until
+from .conftest import Shots, need_browser, need_bundle
+from .journey import run_journey
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +24,7 @@ def panel_app(server: EmbeddedServer, shots: Shots) -> Iterator[PanelApp]:
     need_browser()
     app = start_panel_app(server.url, server.token, shots.folder / "panel.log")
     yield app
-    stop_process(app.proc)
+    app.stop()
 
 
 def test_project_view_in_panel_app(panel_app: PanelApp, client: Client, page: Any,
