@@ -40,11 +40,11 @@ export default {
 """ % repr(BUILD_HINT).replace("'", '"')  # noqa: UP031 (JS source, not a Python string)
 
 
-def _esm() -> str | Path:
+def _bundle_source() -> str | Path:
     return BUNDLE if BUNDLE.is_file() else FALLBACK_ESM
 
 
-def _css() -> str | Path:
+def _styles_source() -> str | Path:
     return STYLES if STYLES.is_file() else ""
 
 
@@ -53,8 +53,8 @@ class SapariWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     # A path when the bundle is built (anywidget reads it, and watches it in dev); the
     # message module otherwise, so the classes import with or without a build.
-    _esm = _esm()
-    _css = _css()
+    _esm = _bundle_source()
+    _css = _styles_source()
 
     view = t.Unicode("project").tag(sync=True)
     project = t.Dict().tag(sync=True)
@@ -85,7 +85,8 @@ class SapariWidget(anywidget.AnyWidget):  # type: ignore[misc]
             if STYLES.is_file():
                 kwargs.setdefault("_css", STYLES.read_text())
         self._apply_lock = threading.RLock()
-        self._applying = False
+        # The thread applying the state's changes: its own trait echoes are not the browser's.
+        self._applying: int | None = None
         super().__init__(view=self.VIEW, **kwargs)
         self.state = ProjectState(client, project_id, self._apply)
         self._apply(self.state.values())
@@ -104,23 +105,26 @@ class SapariWidget(anywidget.AnyWidget):  # type: ignore[misc]
     def _apply(self, changes: dict[str, Any]) -> None:
         """The state's sink: one message per batch of changed traits."""
         with self._apply_lock, self.hold_sync():
-            self._applying = True
+            self._applying = threading.get_ident()
             try:
                 for name, value in changes.items():
                     setattr(self, name, value)
             finally:
-                self._applying = False
+                self._applying = None
 
     def _on_msg(self, _widget: object, content: Any, buffers: list[Any] | None) -> None:
         if isinstance(content, dict) and "type" in content:
             self.state.handle(content, [bytes(b) for b in buffers or []])
 
+    def _from_browser(self) -> bool:
+        return self._applying != threading.get_ident()
+
     def _on_outbox(self, change: dict[str, Any]) -> None:
-        if not self._applying:
+        if self._from_browser():
             self.state.handle_outbox(list(change["new"] or []))
 
     def _on_view_value(self, change: dict[str, Any]) -> None:
-        if not self._applying:
+        if self._from_browser():
             self.state.set_from_view(change["name"], change["new"])
 
     def handle(self, action: dict[str, Any], buffers: list[bytes] | None = None) -> None:

@@ -62,6 +62,15 @@ def test_widget_traits_after_load(wclient: Client, ready: Ready, name: str, view
     assert w.state.closed and not w.state.stream.running
 
 
+def test_client_show_gives_a_project_view(wclient: Client, ready: Ready) -> None:
+    w = wclient.show(ready.project_id)
+    try:
+        assert isinstance(w, sapari_nb.ProjectView) and w.view == "project"
+        assert w.project["id"] == ready.project_id
+    finally:
+        w.close()
+
+
 def test_ready_clip_gives_peaks_of_the_right_length(wclient: Client, ready: Ready) -> None:
     st = ProjectState(wclient, ready.project_id, lambda changes: None)
     try:
