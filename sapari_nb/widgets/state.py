@@ -157,7 +157,18 @@ class ProjectState:
         if status == "connecting":
             return
         with self._lock:
+            was = self._values["server"]["status"]
             self._set(server={**self._values["server"], "status": status, "message": message})
+            if status != "connected" or was == "connected":
+                return
+            # Back after an outage: the stream replays what happened (Last-Event-ID); a reload
+            # also mends what failed to load meanwhile, and the outage's message goes.
+            if self._values["message"].startswith("cannot reach"):
+                self.say("")
+            try:
+                self.refresh()
+            except SapariError as e:
+                self.say(str(e))
 
     def _on_event(self, ev: Event) -> None:
         try:

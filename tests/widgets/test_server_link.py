@@ -50,7 +50,8 @@ def test_server_gone_then_back_on_same_port(tmp_path: Path) -> None:
         assert st.values()["server"] == {"url": srv.url, "proxy_port": port,
                                          "status": "connected", "message": ""}
         assert time.monotonic() - t0 < 5
-        assert event_id in seen_ids  # the EditsChanged event itself, replayed after the gap
+        # The EditsChanged event itself reached the stream's listeners after the gap.
+        wait_until(lambda: event_id in seen_ids, 5)
         assert [s for s, _ in statuses] == ["reconnecting", "connected"]
         st.close()
     finally:
