@@ -128,7 +128,11 @@ export class Player {
       this._switching = false;
       this.internal = Math.max(0, this.internal - 1);
       this.video.currentTime = inClip;
-      if (play && this.mode) this._playVideo();
+      if (play && this.mode) {
+        this._wireAudio();
+        this.video.dataset.fades = this.audio ? "webaudio" : "none";
+        this._playVideo();
+      }
     };
     this.video.addEventListener("loadedmetadata", done);
     this.video.src = url;
@@ -160,8 +164,9 @@ export class Player {
     // A cross-origin video without CORS would feed silence into WebAudio: only wire it when
     // the media is same-origin or loaded with crossorigin.
     const src = this.video.currentSrc || this.video.src;
+    if (!src) return; // nothing loaded yet: wired once the first clip has loaded
     const sameOrigin = src && new URL(src, location.href).origin === location.origin;
-    if (!Ctx || !src || (!sameOrigin && this.video.crossOrigin !== "anonymous")) {
+    if (!Ctx || (!sameOrigin && this.video.crossOrigin !== "anonymous")) {
       this.audioFailed = true;
       return;
     }
@@ -201,6 +206,7 @@ export class Player {
     this.position = t;
     if (this._usesVideo()) {
       this._wireAudio();
+      this.video.dataset.fades = this.audio ? "webaudio" : "none"; // readable by tests
       if (this.audio) {
         this.audio.gain.gain.setValueAtTime(1, this.audio.ctx.currentTime);
         if (this.audio.ctx.state === "suspended") this.audio.ctx.resume().catch(() => {});

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 PUTS: list[dict[str, Any]] = []
+MEDIA = Path(tempfile.mkdtemp(prefix="sapari-smoke-"))  # served under /media/
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -49,6 +50,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
+        if self.path.startswith("/media/"):
+            self.send_media(MEDIA / Path(self.path.split("?")[0]).name)
+            return
         if self.path.startswith("/fake-server/health"):
             body = b'{"ok": true}'
             self.send_response(200)
@@ -58,6 +62,28 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(body)
             return
         super().do_GET()
+
+    def send_media(self, path: Path) -> None:
+        """Files with Range support: the video element seeks with ranged GETs."""
+        data = path.read_bytes()
+        start, end = 0, len(data) - 1
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start = int(a or 0)
+            end = min(int(b) if b else end, len(data) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        try:
+            self.wfile.write(data[start:end + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def do_PUT(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -361,6 +387,46 @@ def run(base: str, minutes: float, headed: bool) -> dict[str, Any]:
               and via[1]["seq"] > via[0]["seq"], f"actions via _outbox: {via}")
         page.wait_for_timeout(50)
         check(page.evaluate("window.sapari.model.get('_acked')") == via[1]["seq"], "acked")
+
+        print("video preview (a generated talk as the proxy of both clips)")
+        from sapari_testkit.generate import generate_talk
+
+        generate_talk(MEDIA / "talk.mp4", pauses=[1.0, 1.5, 1.0, 2.0], speech_lengths=None,
+                      faststart=True, width=320, height=240)
+        open_view(page, base, "timeline", minutes=0.33, edits=8, video="/media/talk.mp4")
+        page.wait_for_function("document.querySelector('video.sapari-video').readyState >= 1"
+                               " || document.querySelector('video.sapari-video').src === ''",
+                               timeout=5000)
+        play = page.evaluate("""async () => {
+          const root = document.querySelector('.sapari-root');
+          const video = document.querySelector('video.sapari-video');
+          document.querySelector("button[data-action='play-cut']").click();
+          const out = [];
+          const t0 = performance.now();
+          while (performance.now() - t0 < 9500) {  // crosses the clip join at 8.3 s
+            await new Promise(r => requestAnimationFrame(r));
+            out.push(Number(root.dataset.playhead));
+          }
+          const state = {fades: video.dataset.fades, paused: video.paused, src: video.currentSrc,
+                         error: video.error && video.error.message};
+          document.querySelector("button[data-action='play-cut']").click();
+          return {out, state};
+        }""")
+        samples = play["out"]
+        acc = [(e["t0"], e["t1"]) for e in page.evaluate("window.sapari.model.get('edits')")
+               if e["status"] == "accepted" and e["t0"] < samples[-1]]
+        inside = [t for t in samples if any(a + 0.05 < t < b - 0.05 for a, b in acc)]
+        check(not play["state"]["error"] and samples[-1] > 8.6,
+              f"video plays the cut: {samples[0]:.2f} -> {samples[-1]:.2f} s, {play['state']}")
+        check(not inside, f"playhead skipped {len(acc)} accepted edits (inside: {inside[:5]})")
+        results["video_fades"] = play["state"]["fades"]
+        page.locator(".sapari-edit").nth(2).click()
+        ba = page.locator("button[data-action='before-after']")
+        ba.click()
+        page.wait_for_function("document.querySelector('.sapari-phase').textContent === 'after'",
+                               timeout=10000)
+        check(True, "before/after plays the edit's surroundings, then the cut")
+        ba.click()
 
         results["page_errors"] = errors
         check(not errors, f"no page errors {errors}")
