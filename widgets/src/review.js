@@ -108,15 +108,21 @@ export function renderReview({ model, root, bus, viewRoot }) {
   function setStatus(id, status) {
     overrides.set(id, { status, at: performance.now() });
     act(model, { type: "set_status", ids: [id], status });
+    bus.dispatchEvent(new CustomEvent("status", { detail: { ids: [id], status, from: el } }));
     render();
   }
 
   function setAll(status) {
     const kind = filters.kind || null;
+    const ids = [];
     for (const e of model.get("edits") || []) {
-      if (!kind || e.kind === kind) overrides.set(e.id, { status, at: performance.now() });
+      if (!kind || e.kind === kind) {
+        overrides.set(e.id, { status, at: performance.now() });
+        ids.push(e.id);
+      }
     }
     act(model, { type: "set_all", status, kind });
+    bus.dispatchEvent(new CustomEvent("status", { detail: { ids, status, from: el } }));
     render();
   }
 
@@ -174,6 +180,14 @@ export function renderReview({ model, root, bus, viewRoot }) {
     const r = rows.get(ev.detail.id);
     if (r && r.tr.scrollIntoView) r.tr.scrollIntoView({ block: "nearest" });
   };
+  const onStatusBus = (ev) => {
+    if (ev.detail.from === el) return;
+    const at = performance.now();
+    for (const id of ev.detail.ids) overrides.set(id, { status: ev.detail.status, at });
+    render();
+  };
+  bus.addEventListener("status", onStatusBus);
+  cleanups.push(() => bus.removeEventListener("status", onStatusBus));
   bus.addEventListener("select-edit", onSelectBus);
   cleanups.push(() => bus.removeEventListener("select-edit", onSelectBus));
   cleanups.push(listen(model, ["edits"], render));

@@ -604,6 +604,7 @@ export function renderTimeline({ model, root, bus, mount }) {
     act(model, { type: "set_status", ids: [e.id], status });
     const node = blockEls.get(e.id);
     if (node) node.dataset.status = status; // at once, not at the next frame
+    bus.dispatchEvent(new CustomEvent("status", { detail: { ids: [e.id], status, from: el } }));
     applyOverrides();
   }
 
@@ -810,6 +811,17 @@ export function renderTimeline({ model, root, bus, mount }) {
       schedule();
     }
   };
+  // Another view on this model (the review table) changed statuses: show them at once.
+  const onStatusBus = (ev) => {
+    if (ev.detail.from === el) return;
+    const at = performance.now();
+    for (const id of ev.detail.ids) {
+      overrides.set(id, { ...(overrides.get(id) || {}), status: ev.detail.status, at });
+    }
+    applyOverrides();
+  };
+  bus.addEventListener("status", onStatusBus);
+  cleanups.push(() => bus.removeEventListener("status", onStatusBus));
   bus.addEventListener("seek", onSeekBus);
   bus.addEventListener("select-edit", onSelectBus);
   cleanups.push(() => {

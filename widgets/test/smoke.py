@@ -292,7 +292,7 @@ def run(base: str, minutes: float, headed: bool) -> dict[str, Any]:
         acc = [(e["t0"], e["t1"]) for e in page.evaluate("window.sapari.model.get('edits')")
                if e["status"] == "accepted"]
         inside = [t for t in samples if any(a + 0.02 < t < b - 0.02 for a, b in acc)]
-        jumps = sum(1 for a, b in zip(samples, samples[1:]) if b - a > 0.1)
+        jumps = sum(1 for a, b in zip(samples, samples[1:], strict=False) if b - a > 0.1)
         check(samples[-1] > samples[0] and not inside,
               f"play the cut: {len(samples)} samples, {jumps} jumps, none inside accepted edits")
         # cleanup removes every listener
