@@ -146,7 +146,9 @@ class ProjectView(AnyWidgetComponent):
 
 
 def _projects(client: Client) -> dict[str, str]:
-    return {f"{p.name} ({p.id[:8]})": p.id for p in client.projects()}
+    """Label -> id, newest first (the one opened when the URL names none)."""
+    projects = sorted(client.projects(), key=lambda p: p.created_at, reverse=True)
+    return {f"{p.name} ({p.id[:8]})": p.id for p in projects}
 
 
 def build_page(client: Client, project_id: str | None = None) -> pn.viewable.Viewable:

@@ -38,6 +38,8 @@ def test_project_view_in_panel_app(panel_app: PanelApp, client: Client, page: An
     page.locator(".sapari-create button").click()
     proj = wait_until(lambda: [p for p in client.projects() if p.name == name], 10,
                       "the project created from the app")[0]
+    # The page switches to it by itself (the old project's view goes away).
+    page.locator(".sapari-root").first.get_by_text(name).first.wait_for(timeout=10_000)
     shots(page, "created")
     times = run_journey(page, client, proj.id, sample_path(), shots)
     print(f"Panel journey: {time.monotonic() - started:.1f} s; {times.marks}")
