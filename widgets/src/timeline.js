@@ -79,7 +79,7 @@ export function renderTimeline({ model, root, bus, mount }) {
   let total = 0;
   const overrides = new Map(); // id -> {status?, t0?, t1?, at}
   const view = { start: 0, dur: 60 };
-  let fitted = false;
+  let autoFit = true; // follow the project's length until the user zooms or scrolls
   let width = 0;
   let dpr = window.devicePixelRatio || 1;
   let playhead = Number(model.get("playhead")) || 0;
@@ -111,10 +111,9 @@ export function renderTimeline({ model, root, bus, mount }) {
       end = Math.max(end, s.offset + s.count / pyramid.perSecond);
     }
     total = end;
-    if (!fitted && total > 0) {
+    if (autoFit && total > 0) {
       view.start = 0;
       view.dur = total;
-      fitted = true;
     }
     clampView();
   }
@@ -197,6 +196,7 @@ export function renderTimeline({ model, root, bus, mount }) {
   const tOf = (x) => view.start + (x / Math.max(1, width)) * view.dur;
 
   function zoomAt(factor, x) {
+    autoFit = false;
     const t = tOf(x);
     view.dur *= factor;
     clampView();
@@ -206,6 +206,7 @@ export function renderTimeline({ model, root, bus, mount }) {
   }
 
   function scrollBy(seconds) {
+    autoFit = false;
     view.start += seconds;
     clampView();
     schedule();
@@ -213,6 +214,7 @@ export function renderTimeline({ model, root, bus, mount }) {
 
   function ensureVisible(t, center) {
     if (t < view.start || t > view.start + view.dur) {
+      autoFit = false;
       view.start = center ? t - view.dur / 2 : t - view.dur * 0.1;
       clampView();
       schedule();
@@ -796,6 +798,7 @@ export function renderTimeline({ model, root, bus, mount }) {
   on(zoomIn, "click", () => zoomAt(1 / 1.5, Math.min(Math.max(xOf(playhead), 0), width)));
   on(zoomOut, "click", () => zoomAt(1.5, Math.min(Math.max(xOf(playhead), 0), width)));
   on(fitBtn, "click", () => {
+    autoFit = true;
     view.start = 0;
     view.dur = total || 60;
     clampView();

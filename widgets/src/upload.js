@@ -67,12 +67,18 @@ export function renderUpload({ model, root }) {
       const now = performance.now();
       if (force || now - last >= PROGRESS_EVERY_MS) {
         last = now;
-        act(model, { type: "upload_progress", id, sent, route: model.get("upload_route") || "" });
+        const route = model.get("upload_route") || "";
+        act(model, { type: "upload_progress", id, sent, route });
       }
     };
   }
 
-  function putXhr(up, file, url, report) {
+  function xsrfToken() {
+    const m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+
+  function putXhr(up, file, url, report, viaProxy) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhrs.add(xhr);
@@ -85,6 +91,9 @@ export function renderUpload({ model, root }) {
         if (k.toLowerCase() === "content-length" || k.toLowerCase() === "host") continue;
         xhr.setRequestHeader(k, v);
       }
+      // Jupyter checks XSRF on non-GET requests it serves itself (the proxy route).
+      const xsrf = viaProxy ? xsrfToken() : null;
+      if (xsrf) xhr.setRequestHeader("X-XSRFToken", xsrf);
       xhr.upload.onprogress = (ev) => report(ev.loaded, false);
       xhr.onload = () => {
         xhrs.delete(xhr);
@@ -170,7 +179,7 @@ export function renderUpload({ model, root }) {
       if (route !== "relay") {
         const url = routeUrl(up.put_url, route, server);
         try {
-          await putXhr(up, file, url, report);
+          await putXhr(up, file, url, report, route === "proxy");
         } catch (err) {
           // The probe said yes but this PUT could not leave the browser: relay it instead.
           if (!err.network || !canSend(model)) throw err;

@@ -428,6 +428,10 @@ def run(base: str, minutes: float, headed: bool) -> dict[str, Any]:
         check(True, "before/after plays the edit's surroundings, then the cut")
         ba.click()
 
+        open_view(page, base, "project", minutes=0, edits=0)
+        page.wait_for_timeout(200)
+        check(not errors, "an empty project renders without errors")
+
         results["page_errors"] = errors
         check(not errors, f"no page errors {errors}")
         browser.close()
