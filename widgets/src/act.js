@@ -18,6 +18,16 @@ function nextSeq(model) {
   return seq;
 }
 
+function toBase64(buffer) {
+  const bytes = new Uint8Array(buffer.buffer ? buffer.buffer : buffer,
+    buffer.byteOffset || 0, buffer.byteLength);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
 export function canSend(model) {
   return typeof model.send === "function";
 }
@@ -29,7 +39,9 @@ export function act(model, action, buffers) {
     model.send(full, undefined, buffers);
   } else {
     if (buffers && buffers.length) {
-      throw new Error("binary actions need model.send, which this front end does not offer");
+      // No binary messages here (Panel): the one buffer travels as base64 in the action
+      // itself, which the kernel side accepts as `data`.
+      full.data = toBase64(buffers[0]);
     }
     const acked = Number(model.get("_acked")) || 0;
     const outbox = (model.get("_outbox") || []).filter((a) => a.seq > acked);

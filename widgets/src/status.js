@@ -9,14 +9,16 @@ export function renderStatus({ model, root }) {
   function render() {
     const s = model.get("server") || {};
     const status = s.status || "connected";
+    // Readable errors of the last action (a refused cut, a quota) show here too.
+    const note = model.get("message") || "";
     el.dataset.status = status;
-    el.hidden = status === "connected";
-    el.textContent = status === "connected" ? "" : s.message ||
+    el.hidden = status === "connected" && !note;
+    el.textContent = status === "connected" ? note : s.message ||
       (status === "reconnecting" ? "the job server cannot be reached; retrying"
         : "the job server has gone");
     root.dataset.server = status;
   }
-  const off = listen(model, ["server"], render);
+  const off = listen(model, ["server", "message"], render);
   render();
   return () => {
     off();

@@ -150,15 +150,12 @@ export function renderUpload({ model, root }) {
   }
 
   async function relay(up, file) {
-    if (!canSend(model)) {
-      throw new Error("this page can reach neither the job server nor the Jupyter proxy, and " +
-        "relaying through the kernel needs binary messages, which this front end lacks; " +
-        "open the notebook where the job server is reachable");
-    }
+    // Without binary messages (Panel) chunks go base64-encoded in the action: smaller ones.
+    const size = canSend(model) ? CHUNK : CHUNK / 4;
     let offset = 0;
     do {
       if (disposed) throw new Error("the widget was closed during the upload");
-      const end = Math.min(file.size, offset + CHUNK);
+      const end = Math.min(file.size, offset + size);
       const buffer = await file.slice(offset, end).arrayBuffer();
       const last = end >= file.size;
       act(model, { type: "relay_chunk", id: up.id, offset, last }, [buffer]);
@@ -182,7 +179,7 @@ export function renderUpload({ model, root }) {
           await putXhr(up, file, url, report, route === "proxy");
         } catch (err) {
           // The probe said yes but this PUT could not leave the browser: relay it instead.
-          if (!err.network || !canSend(model)) throw err;
+          if (!err.network) throw err;
           route = "relay";
         }
       }
