@@ -154,11 +154,11 @@ def _projects(client: Client) -> dict[str, str]:
 def build_page(client: Client, project_id: str | None = None) -> pn.viewable.Viewable:
     """The app's page for one browser session: pick or create a project, then work on it."""
     options = _projects(client)
-    pick = pn.widgets.Select(name="Project", options=options, css_classes=["sapari-pick"],
+    pick = pn.widgets.Select(label="Project", options=options, css_classes=["sapari-pick"],
                              value=project_id if project_id in options.values() else None)
-    name = pn.widgets.TextInput(name="New project", placeholder="name of the new project",
+    name = pn.widgets.TextInput(label="New project", placeholder="name of the new project",
                                 css_classes=["sapari-new-name"])
-    create = pn.widgets.Button(name="Create", button_type="primary",
+    create = pn.widgets.Button(label="Create", color="primary",
                                css_classes=["sapari-create"])
     message = pn.pane.Str("", css_classes=["sapari-app-message"])
     main = pn.Column(sizing_mode="stretch_width")
