@@ -40,7 +40,7 @@ const VIEWS = {
   },
 };
 
-export function render({ model, el }) {
+function render({ model, el }) {
   const view = model.get("view") || "project";
   const root = document.createElement("div");
   root.className = "sapari-root";

@@ -26,6 +26,15 @@ export function renderStatus({ model, root }) {
   };
 }
 
+// Summaries hold lists and nested counts (`by_kind: {silence: 4}`): show them as text.
+function showValue(v) {
+  if (Array.isArray(v)) return v.map(showValue).join(" ");
+  if (v && typeof v === "object") {
+    return Object.entries(v).map(([k, x]) => `${k} ${showValue(x)}`).join(", ");
+  }
+  return typeof v === "number" ? String(Math.round(v * 100) / 100) : String(v);
+}
+
 export function renderAnalysis({ model, root }) {
   const button = h("button", { type: "button", class: "sapari-btn sapari-primary",
     dataset: { action: "analyze" } }, "Analyze");
@@ -45,7 +54,8 @@ export function renderAnalysis({ model, root }) {
     bar.hidden = !busy;
     bar.firstChild.style.width = `${(p * 100).toFixed(1)}%`;
     const summary = a.summary && typeof a.summary === "object"
-      ? Object.entries(a.summary).map(([k, v]) => `${k}: ${v}`).join(", ") : a.summary || "";
+      ? Object.entries(a.summary).map(([k, v]) => `${k}: ${showValue(v)}`).join(", ")
+      : a.summary || "";
     message.textContent = status === "failed" ? a.error || a.message || "the analysis failed"
       : a.message || (status === "succeeded" ? summary : busy ? status : "");
     message.classList.toggle("sapari-error", status === "failed");
