@@ -212,6 +212,29 @@ def _cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import BatchError, merge_params, parse_value, run
+
+    if args.parallel < 1:
+        return _usage(args, f"--parallel must be 1 or more, not {args.parallel}")
+    if args.server and not args.token:
+        return _usage(args, "--server needs --token (or SAPARI_TOKEN)")
+    try:
+        params = merge_params((k, parse_value(v)) for k, v in args.param or [])
+        rows = run(args.inputs, args.output_dir, notebook=args.notebook,
+                   parallel=args.parallel, params=params, server=args.server,
+                   token=args.token, progress=not args.quiet, data_dir=args.data_dir)
+    except BatchError as e:
+        return _usage(args, str(e))
+    failed = [r for r in rows if r.status != "ok"]
+    out = Path(args.output_dir)
+    print(f"{len(rows)} inputs: {len(rows) - len(failed)} edited, {len(failed)} failed; "
+          f"report: {out / 'report.html'} and {out / 'report.csv'}")
+    for r in failed:
+        print(f"failed: {r.input}: {r.error}", file=sys.stderr)
+    return 1 if args.strict and failed else 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from sapari_server.queue.consumer import run_worker
 
@@ -326,6 +349,29 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-dir", help="embedded server's data folder (default ~/.sapari-nb)")
     a.add_argument("--show", action="store_true", help="open the app in a browser")
     a.set_defaults(func=_cmd_app)
+
+    b = sub.add_parser("batch", help="edit many recordings headless: one papermill run of the "
+                                     "batch notebook per input, then report.csv and report.html")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="the recordings (never overwritten)")
+    b.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR",
+                   help="folder for the cut videos, executed notebooks and the report; must not "
+                        "be an input")
+    b.add_argument("--notebook", metavar="NB",
+                   help="the papermill notebook to run (default: notebooks/03-batch.ipynb)")
+    b.add_argument("--parallel", type=number("--parallel", int), default=1, metavar="N",
+                   help="notebooks run at once (default 1)")
+    b.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="a notebook parameter; VALUE is JSON when it parses, else text: "
+                        "-p analysis.min_silence 0.8, -p export '{\"crf\": 23}' (repeatable)")
+    b.add_argument("--strict", action="store_true", help="exit 1 when any input failed")
+    b.add_argument("--server", default=env_server,
+                   help="use this job server instead of the embedded one (default: "
+                        "$SAPARI_SERVER)")
+    b.add_argument("--token", default=os.environ.get("SAPARI_TOKEN"),
+                   help="API token for --server (default: $SAPARI_TOKEN)")
+    b.add_argument("--data-dir", help="embedded server's data folder (default ~/.sapari-nb)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_batch)
 
     w = sub.add_parser("worker", help="run a Huey worker for the configured queue")
     w.add_argument("--workers", type=int, default=2)
