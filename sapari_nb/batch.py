@@ -320,14 +320,20 @@ def run(inputs: Sequence[str | os.PathLike[str]], outdir: str | os.PathLike[str]
           ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sapari-batch") as pool):
         futures = {pool.submit(_run_one, p, nb, out, container, params, url, env): i
                    for i, p in enumerate(plans)}
-        for fut in as_completed(futures):
-            row = fut.result()
-            with lock:
-                rows[futures[fut]] = row
-                bar.update(1)
-                failed = sum(1 for r in rows if r is not None and r.status != "ok")
-                if failed:
-                    bar.set_postfix_str(f"{failed} failed")
+        try:
+            for fut in as_completed(futures):
+                row = fut.result()
+                with lock:
+                    rows[futures[fut]] = row
+                    bar.update(1)
+                    failed = sum(1 for r in rows if r is not None and r.status != "ok")
+                    if failed:
+                        bar.set_postfix_str(f"{failed} failed")
+        except KeyboardInterrupt:
+            # Ctrl-C reached the running kernels too (one process group): their notebooks
+            # stop; the inputs not started yet must not start.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     done = [r for r in rows if r is not None]
     write_reports(done, out)
     if strict and any(r.status != "ok" for r in done):

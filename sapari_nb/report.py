@@ -227,8 +227,9 @@ def write_html(rows: Sequence[BatchRow], path: Path, title: str = "sapari-nb bat
             f'<small>{html.escape(r.input)}</small></td><td>{r.status}</td>'
             f'<td class="num">{num(r.duration_before)}</td>'
             f'<td class="num">{num(r.duration_after)}</td><td class="num">{num(r.seconds_cut)}</td>'
-            f'<td>{html.escape(_kinds(r.edits_by_kind))}</td>'
-            f'<td>{html.escape(_kinds(r.seconds_cut_by_kind, "{:.2f}"))}</td>'
+            f'<td>{html.escape(_kinds(r.edits_by_kind) if r.status == "ok" else "")}</td>'
+            f'<td>{html.escape(_kinds(r.seconds_cut_by_kind, "{:.2f}") if r.status == "ok" else "")}'
+            '</td>'
             f'<td>{link(r.output, Path(r.output).name if r.output else "")}<br>'
             f'{link(r.notebook, "notebook")}</td>'
             f'<td class="error">{html.escape(r.error or "")}</td><td>{plot}</td></tr>')

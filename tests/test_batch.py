@@ -20,7 +20,7 @@ import papermill
 import pytest
 
 from sapari_nb import Client
-from sapari_nb.batch import BatchError, BatchRow, run
+from sapari_nb.batch import BatchError, BatchFailed, BatchRow, run
 from sapari_nb.cli import main
 from sapari_server.embedded import EmbeddedServer
 from sapari_server.queue.factory import PRIORITIES
@@ -180,6 +180,13 @@ def test_strict_exits_nonzero_when_an_input_fails(
     rows = _csv_rows(tmp_path / "out" / "report.csv")
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert "not a media file" in rows[0]["error"]
+    # From Python: the report is written, then BatchFailed carries every row.
+    with pytest.raises(BatchFailed, match="1 of 1 inputs failed: not-there.mp4: .* does not "
+                                          "exist") as caught:
+        run([missing], tmp_path / "py", strict=True, server=server.url, token=server.token,
+            progress=False)
+    assert caught.value.rows[0].error == f"{missing} does not exist"
+    assert (tmp_path / "py" / "report.html").is_file()
 
 
 @pytest.mark.parametrize("extra, says", [
