@@ -35,15 +35,20 @@ def clean_cuts(cuts: list[Range], duration: float, min_length: float = 0.02) -> 
     return out
 
 
+# A kept stretch shorter than this is neither seen nor heard, and after snapping to frames
+# it can be empty or lie past the last frame (a render then fails): it is cut as well.
+MIN_KEEP = 0.02
+
+
 def keep_segments(duration: float, cuts: list[Range]) -> list[tuple[float, float]]:
-    """The complement of the cuts inside [0, duration]."""
+    """The complement of the cuts inside [0, duration], without slivers."""
     keeps: list[tuple[float, float]] = []
     pos = 0.0
     for c in clean_cuts(cuts, duration, min_length=0.0):
-        if c.start > pos:
+        if c.start - pos >= MIN_KEEP:
             keeps.append((pos, c.start))
         pos = max(pos, c.end)
-    if pos < duration:
+    if duration - pos >= MIN_KEEP:
         keeps.append((pos, duration))
     return keeps
 

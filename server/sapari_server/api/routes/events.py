@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
@@ -77,8 +78,12 @@ async def _events(request: Request, rt: RuntimeDep, user_id: str, project_id: st
         q = select(Event).where(Event.user_id == user_id, Event.id > last)
         if project_id is not None:
             q = q.where(Event.project_id == project_id)
-        async with rt.async_session() as s:
-            rows = list(await s.scalars(q.order_by(Event.id).limit(BATCH)))
+        # Shielded: a client that disconnects mid-query would otherwise cancel the
+        # connection's close, and aiosqlite's leftover close task is then destroyed while
+        # pending (a "Task was destroyed" warning); the read takes milliseconds.
+        with anyio.CancelScope(shield=True):
+            async with rt.async_session() as s:
+                rows = list(await s.scalars(q.order_by(Event.id).limit(BATCH)))
         for ev in rows:
             out = EventOut.model_validate(ev, from_attributes=True)
             yield format_sse_event(data_str=out.model_dump_json(), event=ev.type, id=str(ev.id))
