@@ -186,11 +186,12 @@ class Client:
             bar.close()
         raise_for_status(r)
 
-    def confirm(self, clip_id: str) -> ClipOut:
-        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm"))
+    def confirm(self, clip_id: str, priority: str = "interactive") -> ClipOut:
+        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm",
+                                                json={"priority": priority}))
 
     def upload(self, project_id: str, path: str | os.PathLike[str],
-               progress: bool | None = None) -> ClipOut:
+               progress: bool | None = None, priority: str = "interactive") -> ClipOut:
         """Presign, PUT the bytes, confirm: processing starts; wait for ClipReady to use it."""
         p = Path(path)
         if not p.is_file():
@@ -198,7 +199,7 @@ class Client:
         ticket = self.presign(project_id, p.name, p.stat().st_size)
         self._local_files[ticket.clip.id] = (project_id, p)
         self.put_bytes(ticket, p, progress)
-        return self.confirm(ticket.clip.id)
+        return self.confirm(ticket.clip.id, priority=priority)
 
     def clip(self, clip_id: str) -> ClipOut:
         return ClipOut.model_validate(self._req("GET", f"/clips/{clip_id}"))

@@ -112,3 +112,19 @@ def test_timestamps_are_utc_on_write_and_read(api: httpx.Client) -> None:
         assert stamp.utcoffset() is not None and stamp.utcoffset().total_seconds() == 0, body
     assert (datetime.fromisoformat(read["created_at"].replace("Z", "+00:00"))
             == datetime.fromisoformat(created["created_at"].replace("Z", "+00:00")))
+
+
+def test_confirm_takes_a_priority(client: Client, server: EmbeddedServer,
+                                  talk: tuple[Path, TalkTruth]) -> None:
+    """A batch's processing yields to people waiting, like its analysis and render."""
+    from sapari_server.db.models import Job
+    from sapari_server.queue.factory import BATCH, INTERACTIVE
+
+    project = client.create_project("batch upload")
+    batch = client.upload(project.id, talk[0], priority="batch")
+    interactive = client.upload(project.id, talk[0])
+    rt = server.app.state.runtime
+    with rt.sync_session() as s:
+        prio = {j.target_id: j.priority for j in s.query(Job).filter(
+            Job.kind == "process_clip", Job.target_id.in_([batch.id, interactive.id]))}
+    assert prio == {batch.id: BATCH, interactive.id: INTERACTIVE}

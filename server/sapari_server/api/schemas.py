@@ -91,6 +91,11 @@ class PresignRequest(In):
     content_type: str = Field(default="application/octet-stream", max_length=200)
 
 
+class ConfirmRequest(In):
+    priority: Priority = Field(default="interactive", description="queue priority of the "
+                               "clip's processing: batch runs yield to people waiting")
+
+
 class PresignOut(BaseModel):
     clip: ClipOut
     upload_url: str

@@ -16,7 +16,15 @@ from ...lifecycle import cascade
 from ...lifecycle.quota import lock_user, used_bytes
 from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
-from ..schemas import ArtifactOut, ClipOut, ClipPatch, PresignOut, PresignRequest, TranscriptOut
+from ..schemas import (
+    ArtifactOut,
+    ClipOut,
+    ClipPatch,
+    ConfirmRequest,
+    PresignOut,
+    PresignRequest,
+    TranscriptOut,
+)
 
 router = APIRouter(tags=["clips"])
 
@@ -58,7 +66,7 @@ async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUse
 
 @router.post("/clips/{clip_id}/confirm", response_model=ClipOut)
 async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
-                         rt: RuntimeDep) -> Clip:
+                         rt: RuntimeDep, body: ConfirmRequest | None = None) -> Clip:
     clip = await owned(session, Clip, clip_id, user)
     if clip.status != "pending_upload":
         return clip  # confirming twice is harmless
@@ -94,7 +102,8 @@ async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
     clip.size = info.size
     clip.status = "uploaded"
     job = new_job(session, user_id=user.id, kind="process_clip", target_id=clip.id,
-                  project_id=clip.project_id)
+                  project_id=clip.project_id,
+                  priority=(body or ConfirmRequest()).priority)
     record_event(session, user_id=user.id, project_id=clip.project_id, type="ClipUploaded",
                  payload={"clip_id": clip.id, "size": info.size, "job_id": job.id})
     await session.commit()
