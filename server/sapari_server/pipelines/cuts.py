@@ -27,8 +27,11 @@ def clean_cuts(cuts: list[Range], duration: float, min_length: float = 0.02) -> 
             last = out[-1]
             last.end = max(last.end, end)
             if last.kind == "silence" and c.kind != "silence":
-                last.kind = c.kind  # a take cut that swallows a pause is still a take cut
-            if c.reason and c.reason not in last.reason:
+                # A take cut that swallows a pause is still a take cut, and says so first.
+                last.kind = c.kind
+                if c.reason and c.reason not in last.reason:
+                    last.reason = f"{c.reason}; {last.reason}" if last.reason else c.reason
+            elif c.reason and c.reason not in last.reason:
                 last.reason = f"{last.reason}; {c.reason}" if last.reason else c.reason
             continue
         out.append(Range(start, end, c.kind, c.reason, dict(c.meta)))
