@@ -14,9 +14,11 @@ meant to be reused by the benchmark in bench/.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import http.server
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -30,6 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 PUTS: list[dict[str, Any]] = []
 MEDIA = Path(tempfile.mkdtemp(prefix="sapari-smoke-"))  # served under /media/
+atexit.register(shutil.rmtree, MEDIA, True)  # it and the upload files below: nothing stays
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -354,7 +357,8 @@ def run(base: str, minutes: float, headed: bool) -> dict[str, Any]:
         page.wait_for_selector("a.sapari-download", timeout=2000)
         check(page.locator("a.sapari-timeline-file").count() == 1, "download + timeline link")
 
-        tmp = Path(tempfile.mkdtemp())
+        tmp = MEDIA / "uploads"
+        tmp.mkdir(exist_ok=True)
         small = tmp / "talk.mp4"
         small.write_bytes(b"\0" * 300_000)
         big = tmp / "big.mp4"
