@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))  # sapari_testkit: test support, not shipped
 
 from sapari_server.media.audio import analyze_audio  # noqa: E402
 from sapari_server.media.silence import detect_silences_in  # noqa: E402
+from sapari_testkit.concat import repeat_by_stream_copy  # noqa: E402
 from sapari_testkit.generate import generate_talk  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -70,32 +70,7 @@ def make_sixty(copies: int = 6) -> None:
     """Concatenate TEN ``copies`` times by stream copy: no decode, no re-encode."""
     t = time.perf_counter()
     tmp = SIXTY.with_suffix(".part.mp4")
-    # Per stream: span of one copy in its own time base, measured from the packets so the
-    # shifted copies keep timestamps strictly increasing (AAC priming starts below zero).
-    spans: dict[int, int] = {}
-    with av.open(str(TEN)) as src:
-        first: dict[int, int] = {}
-        end: dict[int, int] = {}
-        for pkt in src.demux():
-            if pkt.dts is None:
-                continue
-            first.setdefault(pkt.stream.index, pkt.dts)
-            end[pkt.stream.index] = pkt.dts + (pkt.duration or 0)
-        spans = {i: end[i] - first[i] for i in end}
-    with av.open(str(tmp), "w") as out:
-        with av.open(str(TEN)) as src:
-            outs = {s.index: out.add_stream_from_template(s) for s in src.streams}
-        for k in range(copies):
-            with av.open(str(TEN)) as src:
-                for pkt in src.demux():
-                    if pkt.dts is None:
-                        continue
-                    shift = k * spans[pkt.stream.index]
-                    pkt.dts += shift
-                    if pkt.pts is not None:
-                        pkt.pts += shift
-                    pkt.stream = outs[pkt.stream.index]
-                    out.mux(pkt)
+    repeat_by_stream_copy(TEN, tmp, copies)
     tmp.rename(SIXTY)
     print(
         f"remuxed {SIXTY.name}: {SIXTY.stat().st_size / 1e6:.1f} MB in "

@@ -32,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +48,7 @@ from sapari_testkit.browser import (  # noqa: E402
     start_jupyter_lab,
     wait_until,
 )
+from sapari_testkit.concat import repeat_by_stream_copy  # noqa: E402
 from sapari_testkit.generate import generate_talk  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -160,29 +160,8 @@ def make_media(minutes: int) -> Path:
         make_piece(tmp)
         tmp.rename(piece)
     copies = max(1, round(minutes / PIECE_MINUTES))
-    with av.open(str(piece)) as src:
-        first: dict[int, int] = {}
-        end: dict[int, int] = {}
-        for pkt in src.demux():
-            if pkt.dts is None:
-                continue
-            first.setdefault(pkt.stream.index, pkt.dts)
-            end[pkt.stream.index] = pkt.dts + (pkt.duration or 0)
-    spans = {i: end[i] - first[i] for i in end}
     tmp = out.with_suffix(".part.mp4")
-    with av.open(str(tmp), "w") as dst:
-        with av.open(str(piece)) as src:
-            outs = {s.index: dst.add_stream_from_template(s) for s in src.streams}
-        for k in range(copies):
-            with av.open(str(piece)) as src:
-                for pkt in src.demux():
-                    if pkt.dts is None:
-                        continue
-                    pkt.dts += k * spans[pkt.stream.index]
-                    if pkt.pts is not None:
-                        pkt.pts += k * spans[pkt.stream.index]
-                    pkt.stream = outs[pkt.stream.index]
-                    dst.mux(pkt)
+    repeat_by_stream_copy(piece, tmp, copies)
     tmp.rename(out)
     print(f"generated {out.name} ({out.stat().st_size / 1e6:.1f} MB) in "
           f"{time.perf_counter() - t:.0f} s")
