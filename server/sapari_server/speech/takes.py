@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
+from .evidence import LONG_CONFIDENCE, LONG_CONFIDENCE_MIN, LONG_TAKE, judge
 from .types import Word
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ class TakeFinding:
     kind: Kind
     reason: str  # one line
     confidence: float = 1.0
+    # "long": over evidence.LONG_TAKE seconds, proposed on strong evidence only; the pipeline
+    # carries it into the cut's meta so an editor can review it first.
+    flag: str | None = None
 
     @property
     def has_words(self) -> bool:
@@ -359,21 +363,63 @@ def _protect_last_takes(
     return active
 
 
+def _evidenced(
+    words: Sequence[Word],
+    found: list[TakeFinding],
+    voiced: Sequence[tuple[float, float]] | None,
+    log: logging.Logger,
+) -> list[TakeFinding]:
+    """Findings whose words are real and whose size is plausible; long ones flagged."""
+    out: list[TakeFinding] = []
+    for f in found:
+        # A finding flagged long already passed the confidence test; its lowered confidence
+        # must not fail it when judged again after merging.
+        conf = max(f.confidence, LONG_CONFIDENCE_MIN) if f.flag == "long" else f.confidence
+        verdict, long = judge(words, f.first_word, f.last_word, f.start, f.end, conf, voiced)
+        if not verdict.ok:
+            log.info("dropped take finding %s: %s", f, verdict.why)
+            continue
+        if long and f.flag != "long":
+            f = replace(
+                f,
+                flag="long",
+                confidence=min(f.confidence, LONG_CONFIDENCE),
+                reason=_one_line(
+                    f"long ({f.end - f.start:.1f} s, over {LONG_TAKE:.0f} s), review it: "
+                    f"{f.reason}",
+                    f.kind,
+                ),
+            )
+        out.append(f)
+    return out
+
+
 def validate_findings(
-    words: Sequence[Word], findings: Sequence[Any], *, log: logging.Logger = logger
+    words: Sequence[Word],
+    findings: Sequence[Any],
+    *,
+    log: logging.Logger = logger,
+    voiced: Sequence[tuple[float, float]] | None = None,
 ) -> list[TakeFinding]:
     """Findings a detector proposed, made safe to cut: see the module docstring.
 
     Ranges must lie inside the transcript with first <= last (or be a wordless range placed
-    between two words); times of word findings are recomputed from the words; overlapping
-    findings are merged when of the same kind, else the larger one is kept; anything that
-    would remove the last complete take of a sentence is dropped. Dropped parts are logged.
+    between two words); times of word findings are recomputed from the words; a finding
+    whose words may not have been said (Whisper's segment judgement, word probabilities,
+    the VAD's ``voiced`` ranges when given) or that is too long is dropped, a long one
+    flagged (``speech.evidence``); overlapping findings are merged when of the same kind,
+    else the larger one is kept, and the merged result is judged again; anything that would
+    remove the last complete take of a sentence is dropped. Dropped parts are logged.
     Returns findings sorted by start time.
     """
     clean = [f for f in (_sanitize(words, f, log) for f in findings) if f is not None]
+    # Judged before merging (junk must not win an overlap) and after (merging grows spans).
+    clean = _evidenced(words, clean, voiced, log)
     spans = _resolve_overlaps([f for f in clean if f.has_words], log)
+    spans = _evidenced(words, spans, voiced, log)
     spans = _protect_last_takes(words, spans, log)
     empty = _resolve_wordless([f for f in clean if not f.has_words], spans)
+    empty = _evidenced(words, empty, voiced, log)
     return sorted(spans + empty, key=lambda f: (f.start, f.first_word))
 
 

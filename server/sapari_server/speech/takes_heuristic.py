@@ -86,7 +86,7 @@ class HeuristicTakeDetector:
         found += self._folded_retakes(words, toks, pauses or [])
         if voiced:
             found += unworded_speech(words, voiced, pauses)
-        return validate_findings(words, found, log=logger)
+        return validate_findings(words, found, log=logger, voiced=voiced)
 
     # -------------------------------------------------------------- rules
 

@@ -235,7 +235,7 @@ class LLMTakeDetector:
         if voiced:
             # The model cannot point at speech the transcript lacks; the audio can.
             found += unworded_speech(words, voiced, pauses)
-        return validate_findings(words, found, log=logger)
+        return validate_findings(words, found, log=logger, voiced=voiced)
 
     def _ask(
         self, words: list[Word], lo: int, hi: int, pauses: list[tuple[float, float]]

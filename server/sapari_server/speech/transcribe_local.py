@@ -13,13 +13,19 @@ from typing import Any
 
 from .types import (
     SAMPLE_RATE,
+    LegacyProgressFn,
     ProgressFn,
     Transcript,
     TranscriptionError,
     Word,
+    clock,
+    progress_caller,
     read_wav16k,
     refine_word_bounds,
 )
+
+# Progress is reported at least this often, in seconds of audio (segments can be long).
+PROGRESS_STEP = 5.0
 
 _models: dict[tuple[str, int], Any] = {}
 _models_lock = threading.Lock()
@@ -99,8 +105,14 @@ class LocalTranscriber:
         wav16k: Path,
         *,
         duration: float | None = None,
-        progress: ProgressFn | None = None,
+        progress: ProgressFn | LegacyProgressFn | None = None,
     ) -> Transcript:
+        """Words with Whisper's segment judgement on each; the same audio gives the same words.
+
+        ``progress(fraction, message)`` hears about every segment, and at least every
+        ``PROGRESS_STEP`` seconds of audio (message "transcribe 1:20 / 5:00").
+        """
+        report = progress_caller(progress)
         samples = read_wav16k(Path(wav16k))
         total = samples.size / SAMPLE_RATE
         if duration is None:
@@ -116,12 +128,20 @@ class LocalTranscriber:
                 )
             language = "en"
         if samples.size == 0:
+            report(1.0, "transcribe 0:00 / 0:00")
             return Transcript([], language, self.name, 0.0, info=self._info())
+        report(0.0, f"transcribe 0:00 / {clock(total)}")
+        reported = 0.0
         try:
             segments, info = model.transcribe(
                 samples,
                 language=language,
                 beam_size=self.beam_size,
+                # Deterministic decoding: temperature 0 only. faster-whisper's default falls
+                # back to sampling at 0.2..1.0 when a window looks bad (low log-probability,
+                # high compression), which is exactly what happens on non-speech: the same
+                # file then gave different hallucinated words, and different cuts, each run.
+                temperature=0.0,
                 word_timestamps=True,
                 # We run our own VAD upstream; Whisper's would also drop the quiet
                 # false starts that take detection wants to see.
@@ -132,12 +152,27 @@ class LocalTranscriber:
             )
             words: list[Word] = []
             for seg in segments:
+                # The segment's judgement travels with each word: take detection uses it to
+                # tell real words from text Whisper made up over noise, tones or music.
+                stats = {
+                    "no_speech_prob": round(float(seg.no_speech_prob), 4),
+                    "avg_logprob": round(float(seg.avg_logprob), 4),
+                    "compression_ratio": round(float(seg.compression_ratio), 4),
+                }
                 for w in seg.words or []:
                     text = w.word.strip()
                     if text:
-                        words.append(Word(text, float(w.start), float(w.end), float(w.probability)))
-                if progress is not None and total > 0:
-                    progress(min(1.0, float(seg.end) / total))
+                        words.append(
+                            Word(text, float(w.start), float(w.end), float(w.probability), **stats)
+                        )
+                # A long segment is reported in steps, so progress never jumps by minutes.
+                pos = min(total, float(seg.end))
+                while reported + PROGRESS_STEP < pos:
+                    reported += PROGRESS_STEP
+                    report(reported / total, f"transcribe {clock(reported)} / {clock(total)}")
+                if pos > reported:
+                    reported = pos
+                    report(pos / total, f"transcribe {clock(pos)} / {clock(total)}")
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(
                 f"The local Whisper model failed on {Path(wav16k).name} ({exc}); process the "
@@ -145,8 +180,11 @@ class LocalTranscriber:
             ) from exc
         if self.refine:
             words = refine_word_bounds(words, samples)
-        if progress is not None:
-            progress(1.0)
+        # Audio after the last segment (silence, or no words at all) is stepped through too.
+        while reported + PROGRESS_STEP < total:
+            reported += PROGRESS_STEP
+            report(reported / total, f"transcribe {clock(reported)} / {clock(total)}")
+        report(1.0, f"transcribe {clock(total)} / {clock(total)}")
         return Transcript(
             words,
             info.language or language,
@@ -156,7 +194,7 @@ class LocalTranscriber:
         )
 
     def _info(self) -> dict[str, Any]:
-        return {"model_dir": str(self.model_dir), "beam_size": self.beam_size}
+        return {"model_dir": str(self.model_dir), "beam_size": self.beam_size, "temperature": 0.0}
 
 
 def warm_up(model_dir: str | Path | None = None, cpu_threads: int = 2) -> None:

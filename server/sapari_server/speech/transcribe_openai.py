@@ -23,11 +23,14 @@ import openai
 
 from .types import (
     SAMPLE_RATE,
+    LegacyProgressFn,
     ProgressFn,
     Transcript,
     TranscriptionError,
     Word,
+    clock,
     hop_power,
+    progress_caller,
     read_wav16k,
     refine_word_bounds,
 )
@@ -203,8 +206,9 @@ class OpenAITranscriber:
         wav16k: Path,
         *,
         duration: float | None = None,
-        progress: ProgressFn | None = None,
+        progress: ProgressFn | LegacyProgressFn | None = None,
     ) -> Transcript:
+        report = progress_caller(progress)
         samples = read_wav16k(Path(wav16k))
         n = samples.size
         if duration is None:
@@ -220,13 +224,13 @@ class OpenAITranscriber:
             words += [Word(w.word, w.start + offset, w.end + offset, w.probability) for w in piece_words]
             if lang:
                 languages.append(lang)
-            if progress is not None:
-                progress(b / n)
+            report(b / n, f"transcribe {clock(b / SAMPLE_RATE)} / {clock(n / SAMPLE_RATE)}")
         if self.refine:
             words = refine_word_bounds(words, samples)
-        if progress is not None:
-            progress(1.0)
-        language = max(set(languages), key=languages.count) if languages else self.language
+        report(1.0, f"transcribe {clock(n / SAMPLE_RATE)} / {clock(n / SAMPLE_RATE)}")
+        # The most common language, ties to the first piece's: never set order, which varies
+        # between runs.
+        language = max(languages, key=languages.count) if languages else self.language
         return Transcript(
             words,
             language,

@@ -8,9 +8,10 @@ audio says speech starts and stops, because Whisper's word ends run long into th
 
 from __future__ import annotations
 
+import inspect
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,17 +19,28 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 
-ProgressFn = Callable[[float], None]
+# progress(fraction done, message such as "transcribe 1:20 / 5:00"). A callback taking only
+# the fraction is still accepted (see ``progress_caller``).
+ProgressFn = Callable[[float, str], None]
+LegacyProgressFn = Callable[[float], None]
+_SEGMENT_STATS = ("no_speech_prob", "avg_logprob", "compression_ratio")
 
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word; times in seconds from the start of the audio."""
+    """One recognised word; times in seconds from the start of the audio.
+
+    The last three fields are Whisper's judgement of the segment the word came from (None
+    when the backend does not give them): take detection only cuts where the words are real.
+    """
 
     word: str
     start: float
     end: float
     probability: float = 1.0
+    no_speech_prob: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
 
 
 @dataclass
@@ -45,10 +57,15 @@ class Transcript:
         return " ".join(w.word for w in self.words)
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
-            for w in self.words
-        ]
+        out = []
+        for w in self.words:
+            d: dict[str, Any] = {
+                "word": w.word, "start": w.start, "end": w.end, "probability": w.probability
+            }
+            # Stored with the words so a reused transcript is judged exactly as a fresh one.
+            d.update({k: getattr(w, k) for k in _SEGMENT_STATS if getattr(w, k) is not None})
+            out.append(d)
+        return out
 
     @classmethod
     def from_json(
@@ -65,6 +82,7 @@ class Transcript:
                 start=float(w["start"]),
                 end=float(w["end"]),
                 probability=float(w.get("probability", 1.0)),
+                **{k: float(w[k]) for k in _SEGMENT_STATS if w.get(k) is not None},
             )
             for w in words
         ]
@@ -93,8 +111,41 @@ class Transcriber(Protocol):
         wav16k: Path,
         *,
         duration: float | None = None,
-        progress: ProgressFn | None = None,
+        progress: ProgressFn | LegacyProgressFn | None = None,
     ) -> Transcript: ...
+
+
+def progress_caller(
+    progress: ProgressFn | LegacyProgressFn | None,
+) -> Callable[[float, str], None]:
+    """``progress`` made callable as f(fraction, message), whatever its shape.
+
+    A callback with two required positional parameters gets the message; one with a single
+    required parameter (the pipeline's older ``report(f, base=..., d=...)``) gets only the
+    fraction, so its defaulted parameters are never overwritten by the message.
+    """
+    if progress is None:
+        return lambda fraction, message: None
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: pass both
+        return progress  # type: ignore[return-value]
+    required = [
+        p for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if len(required) >= 2 or varargs:
+        return progress  # type: ignore[return-value]
+    legacy: LegacyProgressFn = progress  # type: ignore[assignment]
+    return lambda fraction, message: legacy(fraction)
+
+
+def clock(seconds: float) -> str:
+    """1:05 or 1:02:03: how progress messages show a position in the audio."""
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
 
 
 # --- audio helpers shared by the backends ------------------------------------------------
@@ -217,7 +268,7 @@ def refine_word_bounds(
         start = min(start, w.start + max_trim)
         end = max(end, w.end - max_trim, start + _MIN_WORD)
         end = min(end, max(w.end + max_extend, start + _MIN_WORD))
-        out.append(Word(w.word, round(start, 3), round(end, 3), w.probability))
+        out.append(replace(w, start=round(start, 3), end=round(end, 3)))
     return out
 
 
