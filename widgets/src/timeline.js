@@ -841,6 +841,15 @@ export function renderTimeline({ model, root, bus, mount }) {
     route = model.get("upload_route") || route;
     updateUrls();
   }));
+  // Show the preview's first frame as soon as it can load, not only after a seek or play.
+  function primeVideo() {
+    if (player.mode || video.getAttribute("src")) return;
+    if (route !== "direct" && route !== "proxy") return;
+    video.preload = "metadata";
+    player.seek(playhead);
+  }
+  cleanups.push(listen(model, ["clips", "server", "upload_route"], () => primeVideo()));
+  primeVideo();
   cleanups.push(listen(model, ["playhead"], () => {
     const t = Number(model.get("playhead")) || 0;
     if (lastSentPlayhead !== null && Math.abs(t - lastSentPlayhead) < 1e-6) return;
