@@ -5,6 +5,8 @@
 
 Silences come from the audio (VAD guarded by the loudness floor); takes from the transcript
 and the audio together. With no transcriber, silences only, and the summary says why.
+Every cut's edges are then placed on the audio (``media.edges``): the voiced stretches the
+VAD and the levels show, never Whisper's word times, which start late after a pause.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import select
 from ..db.base import utcnow
 from ..db.models import AnalysisRun, Artifact, Clip, Edit, Transcript
 from ..events.log import record_event
+from ..media.edges import SpeechTrack, snap_cut, speech_track
 from ..media.silence import SilenceSettings, detect_pauses
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from ..speech.factory import make_transcriber, transcriber_status
@@ -111,6 +114,7 @@ class Silences(Step):
         vad_missing = _vad_problem() if settings.method == "vad" else None
         if vad_missing:
             notes.append(vad_missing)
+        tracks: dict[str, SpeechTrack] = ctx.inputs.setdefault("tracks", {})
         no_wav = []
         for i, c in enumerate(clips):
             s = settings
@@ -119,7 +123,10 @@ class Silences(Step):
                 if not vad_missing:
                     no_wav.append(c.filename)
             methods.add(s.method)
-            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, s, hop=c.hop)
+            # The probabilities are computed once: pauses and cut edges both read them.
+            probs = _probabilities(c.wav16k) if s.method == "vad" else None
+            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, s, hop=c.hop, probs=probs)
+            tracks[c.clip_id] = speech_track(c.levels_db, c.hop, c.duration, probs)
             found[c.clip_id] = [
                 Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
                 for x in cuts
@@ -129,6 +136,18 @@ class Silences(Step):
             notes.append(f"no 16 kHz audio for {', '.join(no_wav)}: its pauses were found by "
                          "loudness instead of voice activity; process the clip again for VAD")
         return found
+
+
+def _probabilities(wav: Path | None) -> np.ndarray | None:
+    """Silero speech probabilities of a clip's 16 kHz WAV; None when VAD cannot run."""
+    from ..media import vad
+
+    if wav is None:
+        return None
+    try:
+        return vad.speech_probabilities(wav)
+    except vad.VadUnavailable:
+        return None  # detect_pauses says why and falls back to loudness
 
 
 def _vad_problem() -> str | None:
@@ -169,7 +188,8 @@ class Takes(Step):
                                            voiced=voiced)
             except TakeDetectionError as e:
                 raise JobFailure(f"take detection failed: {e}") from None
-            found[clip_id] = place_takes(findings, ws, silent, ctx.inputs["silence"].padding)
+            found[clip_id] = place_takes(findings, ws, silent, ctx.inputs["silence"].padding,
+                                         ctx.inputs.get("tracks", {}).get(clip_id))
         return found
 
 
@@ -181,8 +201,26 @@ class Validate(Step):
     def execute(self, ctx: StepContext) -> dict[str, list[Range]]:
         durations = {c.clip_id: c.duration for c in ctx.need("load_audio")}
         takes: dict[str, list[Range]] = ctx.need("takes")
-        return {cid: clean_cuts(cuts + takes.get(cid, []), durations[cid])
-                for cid, cuts in ctx.need("silences").items()}
+        tracks: dict[str, SpeechTrack] = ctx.inputs.get("tracks", {})
+        padding = ctx.inputs["silence"].padding
+        out = {}
+        for cid, cuts in ctx.need("silences").items():
+            track = tracks.get(cid)
+            if track is not None:
+                # Take cuts were placed on the audio already, with their kept words.
+                cuts = _on_audio(cuts, track, padding)
+            out[cid] = clean_cuts(cuts + takes.get(cid, []), durations[cid])
+        return out
+
+
+def _on_audio(cuts: list[Range], track: SpeechTrack, padding: float) -> list[Range]:
+    """Pause cuts with edges out of every voiced stretch (padding kept next to speech)."""
+    out = []
+    for c in cuts:
+        placed = snap_cut(track, c.start, c.end, padding=padding)
+        if placed is not None:
+            out.append(dataclasses.replace(c, start=placed[0], end=placed[1]))
+    return out
 
 
 def _settings_for(run_cfg: dict[str, Any], rt: Any) -> SilenceSettings:

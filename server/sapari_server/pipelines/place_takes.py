@@ -1,13 +1,17 @@
 """Turn take findings (word ranges) into cuts whose edges sit where the audio says.
 
-Whisper's word times are rough, so a finding's edges are moved into the pauses next to
-it, and never past the neighbouring kept words (with padding kept where there is room).
+Whisper's word times are rough (a word after a pause starts late, up to 0.6 s on real
+voices), so a finding's edges are moved into the pauses next to it, then out of every voiced
+stretch the audio shows (``media.edges.snap_cut``): the cut stops where the kept speech
+really starts, with padding kept where the pause has room. Without a speech track (no levels),
+the neighbouring words' times bound the cut as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..media.edges import SpeechTrack, snap_cut
 from ..speech.takes import TakeFinding
 from ..speech.types import Word
 from .cuts import Range
@@ -17,7 +21,8 @@ REACH = 0.35
 
 
 def place_takes(findings: Sequence[TakeFinding], words: Sequence[Word],
-                pauses: Sequence[Range], padding: float) -> list[Range]:
+                pauses: Sequence[Range], padding: float,
+                track: SpeechTrack | None = None) -> list[Range]:
     out: list[Range] = []
     for f in findings:
         prev = words[f.first_word - 1] if f.first_word > 0 else None
@@ -28,10 +33,17 @@ def place_takes(findings: Sequence[TakeFinding], words: Sequence[Word],
                 start = p.start
             if p.end > end and end - 0.05 <= p.start <= end + REACH:
                 end = p.end
-        if prev is not None:
+        if track is not None:
+            placed = snap_cut(track, start, end, padding=padding,
+                              kept_before=None if prev is None else (prev.start, prev.end),
+                              kept_after=None if nxt is None else (nxt.start, nxt.end))
+            if placed is None:
+                continue
+            start, end = placed
+        elif prev is not None:
             room = max(0.0, f.start - prev.end)
             start = max(start, prev.end + min(padding, room / 2))
-        if nxt is not None:
+        if track is None and nxt is not None:
             room = max(0.0, nxt.start - f.end)
             end = min(end, nxt.start - min(padding, room / 2))
         if end - start < 0.05:
