@@ -1,7 +1,7 @@
 """A retake's first word is never clipped: real voices, Whisper-late word times.
 
 Each case is composed from one real recording in ``/work/shared/voices`` (LibriSpeech,
-CC BY 4.0): the whole sentence (kept), a pause, a false start (the sentence's first ~0.45 s,
+CC BY 4.0): the whole sentence (kept), a pause of its room tone, a false start (the sentence's first ~0.45 s,
 cut off), a pause, then the whole sentence again (the retake). The word times given to the
 pipeline are late the way Whisper's are after a pause: the retake's first word starts
 ``LATE`` s after its audio onset and the false start's last word stretches up to it. The
@@ -81,7 +81,10 @@ def _compose(tmp: Path, name: str, room: str) -> Case:
     frag = x[: int((on + FRAGMENT) * RATE)].copy()
     fade = int(0.01 * RATE)
     frag[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
-    pause1, pause2 = np.zeros(int(0.7 * RATE), np.float32), np.zeros(int(0.9 * RATE), np.float32)
+    # Pauses hold the recording's own room tone (its lead-in before the first word), as a
+    # real recording would, not digital silence.
+    tone = x[: max(1, int((on - 0.05) * RATE))]
+    pause1, pause2 = np.resize(tone, int(0.7 * RATE)), np.resize(tone, int(0.9 * RATE))
     parts = [x, pause1, frag, pause2, x]
     audio = np.concatenate(parts)
     audio += _room(audio.size, np.random.default_rng(7), room)
