@@ -12,6 +12,7 @@ quiet next to the speech that stays. Pure: arrays in, times out.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ VALLEY_REACH = 0.3
 _BRIDGE = 0.15
 
 
-@dataclass(frozen=True)
+@dataclass
 class SpeechTrack:
     """Voiced stretches of one recording, in seconds, sorted and disjoint."""
 
@@ -50,9 +51,17 @@ class SpeechTrack:
     hop: float
     duration: float
 
+    @functools.cached_property
+    def starts(self) -> list[float]:
+        return [s for s, _ in self.runs]
+
+    @functools.cached_property
+    def ends(self) -> list[float]:
+        return [e for _, e in self.runs]
+
     def run_at(self, t: float) -> int | None:
         """Index of the stretch with start < t < end (strictly inside), else None."""
-        i = bisect_right([s for s, _ in self.runs], t) - 1
+        i = bisect_right(self.starts, t) - 1
         if i >= 0 and self.runs[i][0] < t < self.runs[i][1]:
             return i
         return None
@@ -193,13 +202,13 @@ def snap_cut(track: SpeechTrack, start: float, end: float, *, margin: float = MA
         else:
             a = _valley(track, a - margin, min(b, a + VALLEY_REACH), a)
     # Quiet kept next to the speech on each side, and never into a kept stretch.
-    nxt = bisect_right([s for s, _ in runs], b - 1e-9)
+    nxt = bisect_right(track.starts, b - 1e-9)
     if nxt < len(runs):
         s = runs[nxt][0]
         gap0 = max(a, runs[nxt - 1][1] if nxt else 0.0)
         if s - b < margin + 1e-9 or padding > 0:
             b = min(b, s - max(margin, min(padding, (s - gap0) / 2)))
-    prev = bisect_right([e for _, e in runs], a + 1e-9) - 1
+    prev = bisect_right(track.ends, a + 1e-9) - 1
     if prev >= 0:
         e = runs[prev][1]
         gap1 = min(b, runs[prev + 1][0] if prev + 1 < len(runs) else track.duration)
