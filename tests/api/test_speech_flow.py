@@ -4,6 +4,7 @@ the OpenAI paths (transcription + LLM takes) against a loopback server speaking 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,15 @@ def test_local_whisper_finds_the_samples_false_start(tmp_path: Path) -> None:
                 for p in truth["phrases"]:
                     if p["kind"] == "speech":
                         assert e.end <= p["start"] + 0.03 or e.start >= p["end"] - 0.03, (e, p)
+            # Transcription never looks hung: its JobProgress names the step and where it is.
+            messages = []
+            for ev in client.events(project_id=pid, after=0):
+                if ev.type == "AnalysisComplete":
+                    break
+                if ev.type == "JobProgress":
+                    messages.append(ev.payload["message"])
+            assert any(re.fullmatch(r"transcribe \d+:\d\d / \d+:\d\d( \(\d+ s\))?", m)
+                       for m in messages), messages
     finally:
         srv.stop()
 

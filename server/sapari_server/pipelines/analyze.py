@@ -84,8 +84,11 @@ class Transcribe(Step):
             elif c.wav16k is not None:
                 base = done
 
-                def report(f: float, base: float = base, d: float = c.duration) -> None:
-                    self.progress(ctx, (base + f * d) / total)
+                def report(f: float, msg: str, base: float = base,
+                           d: float = c.duration) -> None:
+                    # msg: "transcribe 1:20 / 5:00"; the step's name comes from the DAG.
+                    self.progress(ctx, (base + f * d) / total,
+                                  msg.removeprefix("transcribe").strip())
 
                 try:
                     t = tr.transcribe(c.wav16k, duration=c.duration, progress=report)

@@ -6,6 +6,7 @@ Progress is the weighted sum of step progress, reported through one callback.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -19,7 +20,7 @@ class StepContext:
 
     inputs: dict[str, Any]
     results: dict[str, Any] = field(default_factory=dict)
-    report: Callable[[str, float], None] = lambda name, f: None
+    report: Callable[..., None] = lambda name, f, detail="": None
 
     def need(self, name: str) -> Any:
         return self.results[name]
@@ -33,8 +34,9 @@ class Step(ABC):
     @abstractmethod
     def execute(self, ctx: StepContext) -> Any: ...
 
-    def progress(self, ctx: StepContext, fraction: float) -> None:
-        ctx.report(self.name, fraction)
+    def progress(self, ctx: StepContext, fraction: float, detail: str = "") -> None:
+        """Report this step's own progress; ``detail`` says where it is (e.g. 1:20 / 5:00)."""
+        ctx.report(self.name, fraction, detail)
 
 
 def check_graph(steps: list[Step]) -> None:
@@ -53,14 +55,21 @@ def run_dag(steps: list[Step], inputs: dict[str, Any],
     check_graph(steps)
     total = sum(s.weight for s in steps) or 1.0
     done_frac: dict[str, float] = {s.name: 0.0 for s in steps}
+    started: dict[str, float] = {}
     lock = threading.Lock()
 
-    def report(name: str, fraction: float) -> None:
+    def report(name: str, fraction: float, detail: str = "") -> None:
+        # The message names the step, where it is, and how long it has run, so a long
+        # step never looks hung (the overall fraction may move slowly).
         with lock:
             done_frac[name] = min(max(fraction, 0.0), 1.0)
             overall = sum(done_frac[s.name] * s.weight for s in steps) / total
+            elapsed = time.monotonic() - started.setdefault(name, time.monotonic())
         if progress:
-            progress(overall, name)
+            message = f"{name} {detail}".strip() if detail else name
+            if elapsed >= 1.0 and fraction < 1.0:
+                message += f" ({elapsed:.0f} s)"
+            progress(overall, message)
 
     ctx = StepContext(inputs=inputs, report=report)
     pending = {s.name: s for s in steps}

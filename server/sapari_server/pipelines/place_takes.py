@@ -53,5 +53,5 @@ def place_takes(findings: Sequence[TakeFinding], words: Sequence[Word],
         reason = f"{label}: {f.reason}" + (f' ("{said}")' if said else "")
         out.append(Range(start, end, f.kind, reason,
                          {"first_word": f.first_word, "last_word": f.last_word,
-                          "confidence": f.confidence}))
+                          "confidence": f.confidence, "flag": f.flag}))
     return out
