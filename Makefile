@@ -15,6 +15,9 @@ $(BIN)/python:
 
 install: $(BIN)/python system-deps browser-deps bundle
 	$(BIN)/pip install -q -e ".[dev]" $(QUIET_PIP)
+	@# An editable install compiles nothing: without this the first use of a module compiles
+	@# it while holding the GIL, and a server's first render stalls every request ~200 ms.
+	$(BIN)/python -m compileall -q sapari_nb server/sapari_server sapari_testkit
 
 # The widgets' front end (esbuild output, git-ignored): built where it is missing. The wheel's
 # build hook (hatch_build.py) does the same for `pip install`/`pip wheel` of a clean clone.

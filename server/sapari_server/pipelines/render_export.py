@@ -12,7 +12,8 @@ from .. import keys
 from ..db.base import utcnow
 from ..db.models import Clip, Edit, Export
 from ..events.log import record_event
-from ..media.render import Piece, RenderSettings, render
+from ..media import smart_render  # noqa: F401  # loaded when workers start, not mid-job:
+from ..media.render import Piece, RenderSettings, render  # a first import holds the GIL
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from .bounds import size_problem, source_size
 from .cuts import plan_keeps
