@@ -191,15 +191,15 @@ class JobContext:
             self.written.append(key)
         return self.rt.storage.put_file(key, path)
 
-    def discard_outputs(self) -> None:
+    def discard_outputs(self, level: int = logging.WARNING) -> None:
         for key in self.written:
             try:
                 self.rt.storage.delete(key)
             except Exception:  # best effort: the lifecycle collects what is left
                 log.warning("could not delete %s of job %s", key, self.job_id, exc_info=True)
         if self.written:
-            log.warning("job %s attempt %d: discarded %d object(s) it wrote",
-                        self.job_id, self.attempt, len(self.written))
+            log.log(level, "job %s attempt %d: discarded %d object(s) it wrote",
+                    self.job_id, self.attempt, len(self.written))
         self.written = []
 
     @contextmanager
@@ -392,9 +392,11 @@ def run_job(rt: Runtime, job_id: str, handler: Handler, on_fail: FailHook) -> No
                     pass
     except JobStopped as e:
         if not ctx.committed:
-            log.warning("job %s (%s) attempt %d stopped, its results refused: %s",
-                        job_id, job.kind, ctx.attempt, e)
-            ctx.discard_outputs()
+            # A user's cancel is expected (info); a superseded attempt is worth a warning.
+            level = logging.INFO if isinstance(e, JobCancelled) else logging.WARNING
+            log.log(level, "job %s (%s) attempt %d stopped, its results refused: %s",
+                    job_id, job.kind, ctx.attempt, e)
+            ctx.discard_outputs(level)
         return
     except Exception as exc:
         if ctx.committed:  # the results are in; a failure after that changes nothing
