@@ -132,34 +132,7 @@ class JupyterLab:
 
 def start_jupyter_lab(base: Path, timeout: float = 90) -> JupyterLab:
     """JupyterLab on a free loopback port, every Jupyter/IPython folder under ``base``."""
-    env = _env_with_checkout()
-    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-        env[var] = str(base / sub)
-    root = base / "notebooks"
-    root.mkdir(exist_ok=True)
-    jupyter = [sys.executable, "-m", "jupyter"]
-    # The "news" popup would cover the notebook: its extension off, in the temp config only.
-    subprocess.run([*jupyter, "labextension", "disable",
-                    "@jupyterlab/apputils-extension:announcements"],
-                   env=env, check=True, capture_output=True)
-    port, token = free_port(), secrets.token_hex(16)
-    log = base / "jupyter.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-             "--allow-root", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/api/status?token={token}", proc, log, timeout=timeout)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return JupyterLab(url, token, root, proc, log)
+    return start_jupyter_lab_routed(base, timeout=timeout)
 
 
 def run_cells(page: Any, count: int, timeout: float = 60) -> None:
@@ -207,9 +180,10 @@ def start_panel_app(server_url: str, token: str, log: Path, timeout: float = 60)
 
 def start_jupyter_lab_routed(base: Path, base_url: str = "/", proxy: bool = True,
                              timeout: float = 90) -> JupyterLab:
-    """JupyterLab as ``start_jupyter_lab`` starts it, but under ``base_url`` (Binder serves
-    the page under ``/user/<name>/``) and, with ``proxy=False``, without jupyter-server-proxy
-    (so a widget whose browser cannot reach the job server must relay through the kernel).
+    """JupyterLab on a free loopback port, every Jupyter/IPython folder under ``base``, under
+    ``base_url`` (Binder serves the page under ``/user/<name>/``) and, with ``proxy=False``,
+    without jupyter-server-proxy (a widget whose browser cannot reach the job server must
+    then relay through the kernel).
 
     ``JupyterLab.url`` then ends with the base URL (no trailing slash), so ``notebook_url``
     holds it too.
@@ -227,6 +201,7 @@ def start_jupyter_lab_routed(base: Path, base_url: str = "/", proxy: bool = True
     root = base / "notebooks"
     root.mkdir(exist_ok=True)
     jupyter = [sys.executable, "-m", "jupyter"]
+    # The "news" popup would cover the notebook: its extension off, in the temp config only.
     subprocess.run([*jupyter, "labextension", "disable",
                     "@jupyterlab/apputils-extension:announcements"],
                    env=env, check=True, capture_output=True)
