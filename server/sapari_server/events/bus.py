@@ -50,6 +50,18 @@ class LocalEventBus:
             except RuntimeError:  # the loop closed; its stream is gone
                 pass
 
+    def notify_all(self) -> None:
+        """Wake every stream: after news may have been missed (a bus reconnecting)."""
+        with self._lock:
+            for user_id in set(self._generations) | set(self._waiters):
+                self._generations[user_id] = self._generations.get(user_id, 0) + 1
+            waiters = [w for ws in self._waiters.values() for w in ws]
+        for loop, ev in waiters:
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:
+                pass
+
     async def wait(self, user_id: str, seen: int, timeout: float) -> bool:
         ev = asyncio.Event()
         entry = (asyncio.get_running_loop(), ev)
@@ -73,9 +85,18 @@ class LocalEventBus:
 
 
 def make_event_bus(events_url: str) -> EventBus:
+    """No URL: the in-process bus. ``redis://`` / ``rediss://``: Redis pub/sub across processes."""
     if not events_url:
         return LocalEventBus()
+    scheme = events_url.split("://", 1)[0].lower() if "://" in events_url else ""
+    if scheme in ("redis", "rediss"):
+        try:
+            from .redis_bus import RedisEventBus
+        except ImportError as e:
+            raise ValueError(f"SAPARI_EVENTS_URL {events_url!r} needs redis-py ({e}): "
+                             "pip install 'sapari-nb[fleet]'") from None
+        return RedisEventBus(events_url)
     raise ValueError(
-        f"SAPARI_EVENTS_URL {events_url!r} is not supported by this build; leave it unset "
-        "for the in-process bus (Redis pub/sub arrives with the fleet backends)"
+        f"SAPARI_EVENTS_URL scheme {scheme or events_url!r} is not supported; leave it unset "
+        "for the in-process bus or use redis://host:6379/0 (optionally ?channel=NAME)"
     )
