@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .db.engine import async_sessions, make_async_engine, make_sync_engine, sync_sessions
 from .events.bus import EventBus, make_event_bus
-from .queue.factory import make_huey
+from .queue.factory import make_queues
 from .settings import Settings
 from .storage.base import Storage
 from .storage.factory import make_storage
@@ -23,7 +23,8 @@ class Runtime:
     settings: Settings
     storage: Storage
     bus: EventBus
-    huey: Huey
+    # One Huey per queue ("heavy", "light"); queue.tasks.QUEUE_OF routes job kinds to them.
+    queues: dict[str, Huey]
     sync_engine: Engine
     sync_session: sessionmaker[Session]
     # The API's async engine is made lazily: workers never need it.
@@ -46,6 +47,8 @@ class Runtime:
     def close(self) -> None:
         self.sync_engine.dispose()
         self.bus.close()
+        for huey in self.queues.values():
+            huey.storage.close()
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -56,7 +59,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         storage=make_storage(settings),
         bus=make_event_bus(settings.events_url),
-        huey=make_huey(settings.resolved_queue_url),
+        queues=make_queues(settings.resolved_queue_url, settings.queue_name),
         sync_engine=engine,
         sync_session=sync_sessions(engine),
     )

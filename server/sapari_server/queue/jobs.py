@@ -376,11 +376,12 @@ def failure_reason(ctx: JobContext, exc: BaseException) -> str:
             "has the details: try again, and report the id if it happens again")
 
 
-def run_job(rt: Runtime, job_id: str, handler: Handler, on_fail: FailHook) -> None:
+def run_job(rt: Runtime, job_id: str, handler: Handler, on_fail: FailHook) -> bool:
+    """Claim and run the job; False when it was not ours to run (finished or running elsewhere)."""
     job = claim(rt, job_id)
     if job is None:
         log.info("job %s is finished or running elsewhere; skipping", job_id)
-        return
+        return False
     ctx = JobContext(rt, job.id, job.kind, job.target_id, job.user_id, job.project_id,
                      attempt=job.attempts,
                      media_seconds=job_media_seconds(rt, job))
@@ -397,15 +398,27 @@ def run_job(rt: Runtime, job_id: str, handler: Handler, on_fail: FailHook) -> No
             log.log(level, "job %s (%s) attempt %d stopped, its results refused: %s",
                     job_id, job.kind, ctx.attempt, e)
             ctx.discard_outputs(level)
-        return
+        return True
     except Exception as exc:
         if ctx.committed:  # the results are in; a failure after that changes nothing
             log.exception("job %s failed after its completion committed", job_id)
-            return
+            return True
         ctx.discard_outputs()
         fail_job(ctx, failure_reason(ctx, exc), on_fail)
-        return
+        return True
     rt.bus.notify(ctx.user_id)
+    return True
+
+
+def stale_in(rt: Runtime, job_id: str) -> float | None:
+    """Seconds until a running job's heartbeat is stale (0 if it is); None if not running."""
+    with rt.sync_session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != "running" or job.heartbeat_at is None:
+            return None
+        beat = job.heartbeat_at.replace(tzinfo=job.heartbeat_at.tzinfo or UTC)
+        age = (utcnow().replace(tzinfo=UTC) - beat).total_seconds()
+        return max(rt.settings.job_stale_after - age, 0.0)
 
 
 def cancel_job(rt: Runtime, s: Session, job: Job, on_fail: FailHook) -> bool:
@@ -435,6 +448,29 @@ def orphaned_jobs(rt: Runtime, older_than: float) -> list[Job]:
             or_((Job.status == "queued") & (Job.updated_at < cutoff),
                 (Job.status == "running") & (Job.heartbeat_at < stale)),
         )))
+
+
+def take_orphans(rt: Runtime, older_than: float) -> list[Job]:
+    """Orphaned jobs, each put back to ``queued`` by one conditional UPDATE per job.
+
+    Only the caller whose UPDATE matched re-enqueues it, so recovery running on many
+    workers at once enqueues each orphan once; ``updated_at`` moves on, so it is not taken
+    again before another ``older_than``. A stale running attempt loses its fence here: if
+    its worker was only frozen, its late commit is refused.
+    """
+    taken = []
+    for job in orphaned_jobs(rt, older_than):
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        stale = utcnow() - timedelta(seconds=rt.settings.job_stale_after)
+        with rt.sync_session() as s, s.begin():
+            res = s.execute(update(Job).where(
+                Job.id == job.id, Job.is_deleted.is_(False), Job.attempts == job.attempts,
+                or_((Job.status == "queued") & (Job.updated_at < cutoff),
+                    (Job.status == "running") & (Job.heartbeat_at < stale)),
+            ).values(status="queued", updated_at=utcnow()))
+        if res.rowcount == 1:
+            taken.append(job)
+    return taken
 
 
 def clean_scratch(rt: Runtime) -> int:
