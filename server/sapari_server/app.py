@@ -19,6 +19,7 @@ from .api.routes import (
     edits,
     events,
     exports,
+    imports,
     jobs,
     projects,
     storage,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             expose_headers=["ETag", "Content-Length", "Content-Range", "Accept-Ranges"])
     for module in (projects, clips, analysis, edits, exports, timeline, jobs, events):
         app.include_router(module.router)
+    app.include_router(imports.router)  # issue 15: import from URL
     if settings.resolved_storage_url.startswith("file:"):
         app.include_router(storage.router)
 

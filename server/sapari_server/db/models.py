@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, SoftDelete, Timestamps, id_column, utcnow
@@ -17,6 +17,9 @@ class User(Base, Timestamps, SoftDelete):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     # None: the server-wide default quota applies.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Mail on export completion or failure goes here, only when the user opted in.
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    notify_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiToken(Base, Timestamps, SoftDelete):
@@ -55,6 +58,11 @@ class Clip(Base, Timestamps, SoftDelete):
     media_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Set when the lifecycle purged this row's object from storage (its bytes are freed).
     purged_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Where the bytes came from when not uploaded: {"kind": "url", "url": ...} for an import,
+    # {"kind": "asset_edit", "trim": ..., "loudness_lufs": ...} for an edited copy.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The clip an asset edit was made from (kept untouched).
+    source_clip_id: Mapped[str | None] = mapped_column(ForeignKey("clips.id"), default=None)
 
 
 class Artifact(Base, Timestamps, SoftDelete):

@@ -1,0 +1,257 @@
+"""Import from URL against real HTTP servers on loopback: the guard, size and type checks.
+
+The media server listens on 127.0.0.2 (a loopback alias), which the job server is told to
+allow (``import_allow_networks``); everything else on loopback stays forbidden, so a
+redirect from the allowed server to 127.0.0.1 or to the metadata address is a real refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import av
+import pytest
+
+from sapari_nb import Client
+from sapari_nb.errors import JobFailed, SapariError
+from sapari_server.embedded import EmbeddedServer
+from sapari_testkit.generate import TalkTruth
+
+from ..conftest import start_server
+
+ALLOWED_HOST = "127.0.0.2"
+WAIT = 120.0
+
+
+class _Media(BaseHTTPRequestHandler):
+    """Serves the talk and every kind of bad answer an import must refuse."""
+
+    talk: bytes = b""
+    limit: int = 0
+    hits: list[str] = []
+
+    def log_message(self, *args: object) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, body: bytes, ctype: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.hits.append(self.path)
+        port = self.server.server_address[1]
+        if self.path == "/talk.mp4":
+            self._send(self.talk, "video/mp4")
+        elif self.path == "/go/talk":
+            self._redirect("/talk.mp4")
+        elif self.path == "/go/loopback":
+            self._redirect(f"http://127.0.0.1:{port}/talk.mp4")
+        elif self.path == "/go/metadata":
+            self._redirect("http://169.254.169.254/latest/meta-data/iam/security-credentials/")
+        elif self.path.startswith("/go/loop"):
+            n = int(self.path.rsplit("/", 1)[-1]) if self.path.count("/") == 3 else 0
+            self._redirect(f"/go/loop/{n + 1}")
+        elif self.path == "/big-chunked":
+            # No Content-Length: only counting while streaming can catch it.
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = self.talk[:65536]
+            sent = 0
+            try:
+                while sent < 4 * self.limit:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    sent += len(chunk)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the importer hung up once past its limit: what we want
+        elif self.path == "/big-declared.mp4":
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(10 * self.limit))
+            self.end_headers()
+        elif self.path == "/page.html":
+            self._send(b"<!DOCTYPE html><html><body>Watch my talk!</body></html>", "text/html")
+        elif self.path == "/disguised.mp4":  # an error page sent as a binary download
+            self._send(b"<html><body>403 Forbidden</body></html>" * 20,
+                       "application/octet-stream")
+        elif self.path == "/noise.mp4":  # binary, but no container PyAV can read
+            self._send(os.urandom(200_000), "video/mp4")
+        else:
+            self._send(b"not found", "text/plain", 404)
+
+
+def _serve(host: str) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    httpd = ThreadingHTTPServer((host, 0), _Media)
+    httpd.daemon_threads = True
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    return httpd, t
+
+
+@pytest.fixture(scope="module")
+def media_servers(talk: tuple[Path, TalkTruth]) -> Iterator[dict[str, str]]:
+    _Media.talk = talk[0].read_bytes()
+    _Media.limit = len(_Media.talk) + 50_000
+    servers = [_serve(ALLOWED_HOST), _serve("127.0.0.1")]
+    yield {"allowed": f"http://{ALLOWED_HOST}:{servers[0][0].server_address[1]}",
+           "loopback": f"http://127.0.0.1:{servers[1][0].server_address[1]}"}
+    for httpd, t in servers:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory,
+            media_servers: dict[str, str]) -> Iterator[EmbeddedServer]:
+    srv = start_server(tmp_path_factory.mktemp("import"), transcriber="none",
+                       preview_artifacts=False, import_allow_networks=[f"{ALLOWED_HOST}/32"],
+                       max_upload_bytes=_Media.limit, import_timeout=10.0)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def gc(guarded: EmbeddedServer) -> Iterator[Client]:
+    with Client(guarded.url, guarded.token, progress=False) as c:
+        yield c
+
+
+def _failure(c: Client, url: str) -> str:
+    """Import ``url``; it must fail in the worker; the ClipFailed reason is returned."""
+    project = c.create_project("refused")
+    after = c.cursor()
+    out = c.import_url(project.id, url)
+    assert out.clip.status == "importing"
+    with pytest.raises(JobFailed) as e:
+        c.wait_clip(out.clip, after=after, timeout=WAIT)
+    clip = c.clip(out.clip.id)
+    assert clip.status == "failed" and clip.error == e.value.detail
+    assert c.job(out.job_id).status == "failed"
+    return e.value.detail
+
+
+def _duration(path: Path) -> float:
+    with av.open(str(path)) as f:
+        return float(f.duration or 0) / av.time_base
+
+
+def test_import_follows_a_redirect_and_processes(gc: Client, media_servers: dict[str, str],
+                                                 talk: tuple[Path, TalkTruth]) -> None:
+    project = gc.create_project("imported")
+    after = gc.cursor()
+    out = gc.import_url(project.id, media_servers["allowed"] + "/go/talk")
+    ready = gc.wait_clip(out.clip, after=after, timeout=WAIT)
+    assert ready.status == "ready"
+    assert ready.size == talk[0].stat().st_size
+    assert abs((ready.duration or 0) - talk[1].duration) < 0.1
+    assert ready.origin is not None and ready.origin["final_url"].endswith("/talk.mp4")
+    assert ready.origin["redirects"] == 1
+    assert ready.filename == "talk.mp4"  # the URL's last part, its type from the bytes
+    kinds = {a.kind for a in gc.artifacts(ready.id)}
+    assert {"peaks", "levels", "audio"} <= kinds
+    assert gc.me().used_bytes >= ready.size
+
+
+def test_request_time_refusals(gc: Client, media_servers: dict[str, str]) -> None:
+    project = gc.create_project("static")
+    port = media_servers["loopback"].rsplit(":", 1)[1]
+    cases = {
+        f"http://127.0.0.1:{port}/talk.mp4": "loopback",
+        "http://169.254.169.254/latest/meta-data/": "metadata",
+        "http://[::1]/x.mp4": "loopback",
+        "http://[::ffff:127.0.0.1]/x.mp4": "loopback",
+        "http://10.0.0.8/x.mp4": "private",
+        "http://0.0.0.0/x.mp4": "unspecified",
+        "http://224.0.0.1/x.mp4": "multicast",
+        f"http://localhost:{port}/talk.mp4": "loopback",
+        "ftp://example.org/x.mp4": "only http:// and https://",
+        "file:///etc/passwd": "only http:// and https://",
+        "http://user:pw@example.org/x.mp4": "password",
+    }
+    before = len(gc.clips(project.id))
+    for url, word in cases.items():
+        with pytest.raises(SapariError) as e:
+            gc.import_url(project.id, url)
+        assert e.value.status == 422, (url, e.value)
+        assert word in e.value.detail, (url, e.value.detail)
+    assert len(gc.clips(project.id)) == before  # nothing was created
+
+
+def test_a_name_resolving_to_loopback_fails_in_the_worker(
+        gc: Client, media_servers: dict[str, str]) -> None:
+    import socket
+
+    host = socket.gethostname()
+    addr = socket.getaddrinfo(host, 80)[0][4][0]
+    if not addr.startswith("127."):
+        pytest.skip(f"{host} resolves to {addr}, not loopback, here")
+    port = media_servers["loopback"].rsplit(":", 1)[1]
+    before = len(_Media.hits)
+    reason = _failure(gc, f"http://{host}:{port}/talk.mp4")
+    assert f"resolves to {addr}" in reason and "loopback" in reason
+    assert len(_Media.hits) == before  # no request reached the server
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    ("/go/loopback", ["redirect", "127.0.0.1", "loopback"]),
+    ("/go/metadata", ["redirect", "169.254.169.254", "metadata"]),
+    ("/go/loop", ["more than 5"]),
+    ("/big-chunked", ["more than", "the limit of the largest upload accepted", "stopped"]),
+    ("/big-declared.mp4", ["larger than the largest upload accepted"]),
+    ("/page.html", ["text/html", "not a video or audio file"]),
+    ("/disguised.mp4", ["text", "<html>", "not a video or audio file"]),
+    ("/noise.mp4", ["not a video or audio file"]),
+    ("/missing.mp4", ["404"]),
+])
+def test_worker_refusals(gc: Client, media_servers: dict[str, str], path: str,
+                         words: list[str]) -> None:
+    before = len(_Media.hits)
+    reason = _failure(gc, media_servers["allowed"] + path)
+    print(path, "->", reason)
+    for w in words:
+        assert w in reason, (path, reason)
+    # Loopback was never asked: the refused hop is checked before it is requested.
+    assert all(not h.startswith("/talk") for h in _Media.hits[before:]), _Media.hits[before:]
+
+
+def test_allow_private_setting_lets_loopback_through(
+        tmp_path: Path, media_servers: dict[str, str], talk: tuple[Path, TalkTruth]) -> None:
+    srv = start_server(tmp_path / "open", transcriber="none", preview_artifacts=False,
+                       import_allow_private=True)
+    try:
+        with Client(srv.url, srv.token, progress=False) as c:
+            project = c.create_project("open")
+            after = c.cursor()
+            out = c.import_url(project.id, media_servers["loopback"] + "/talk.mp4",
+                               filename="talk from loopback.mp4")
+            ready = c.wait_clip(out.clip, after=after, timeout=WAIT)
+            assert ready.filename == "talk from loopback.mp4"
+            dest = tmp_path / "back.mp4"
+            # The stored source is byte-identical to what was served.
+            rt = srv.app.state.runtime
+            with rt.sync_session() as s:
+                from sapari_server.db.models import Clip
+
+                key = s.get(Clip, ready.id).object_key
+            with rt.storage.local_path(key) as p:
+                dest.write_bytes(Path(p).read_bytes())
+            assert dest.read_bytes() == talk[0].read_bytes()
+            assert abs(_duration(dest) - talk[1].duration) < 0.1
+    finally:
+        srv.stop()
