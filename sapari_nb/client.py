@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +18,17 @@ from tqdm.auto import tqdm
 from sapari_server.api.schemas import (
     AnalysisOut,
     ArtifactOut,
+    AssetEditOut,
     ClipOut,
     DownloadOut,
     EditOut,
     ExportOut,
+    ImportOut,
     JobOut,
+    MultipartOut,
+    MultipartStatusOut,
+    PartUrl,
+    PartUrlsOut,
     PresignOut,
     ProjectOut,
     TokenOut,
@@ -37,6 +45,10 @@ if TYPE_CHECKING:
     from .widgets.project import ProjectView
 
 CHUNK = 1 << 20
+# Multipart uploads: parts in flight at once, tries per part, part URLs asked per request.
+PART_WORKERS = 4
+PART_ATTEMPTS = 5
+URL_BATCH = 64
 _REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
 
 
@@ -82,6 +94,36 @@ def _file_chunks(path: Path, bar: tqdm | None) -> Iterator[bytes]:
             if bar is not None:
                 bar.update(len(data))
             yield data
+
+
+def _slice_chunks(path: Path, offset: int, size: int,
+                  sent: Callable[[int], None]) -> Iterator[bytes]:
+    """``size`` bytes of the file from ``offset``, streamed (a part is never held whole)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = size
+        while left > 0:
+            data = f.read(min(CHUNK, left))
+            if not data:
+                raise OSError(f"{path} shrank while it was uploading")
+            left -= len(data)
+            sent(len(data))
+            yield data
+
+
+class UploadIncomplete(SapariError):
+    """A multipart upload stopped with parts missing; ``clip_id`` resumes it."""
+
+    def __init__(self, clip_id: str, path: Path, missing: list[int], reason: str) -> None:
+        Exception.__init__(self, f"upload of {path} stopped with {len(missing)} parts unsent "
+                                 f"({reason}); resume it with client.upload(project_id, "
+                                 f"{str(path)!r}, resume={clip_id!r})")
+        self.status = 0
+        self.detail = reason
+        self.method = ""
+        self.path = ""
+        self.clip_id = clip_id
+        self.missing = missing
 
 
 class Client:
@@ -166,13 +208,112 @@ class Client:
 
     # -- clips ---------------------------------------------------------------------------
     def presign(self, project_id: str, filename: str, size: int,
-                content_type: str = "application/octet-stream") -> PresignOut:
+                content_type: str = "application/octet-stream",
+                multipart: bool | None = None) -> PresignOut:
+        """A clip waiting for its bytes. ``multipart``: in parts (None: the server decides by
+        size; the ticket's ``multipart`` then says how)."""
+        body: dict[str, Any] = {"filename": filename, "size": size, "content_type": content_type}
+        if multipart is not None:
+            body["multipart"] = multipart
         return PresignOut.model_validate(self._req(
-            "POST", f"/projects/{project_id}/clips",
-            json={"filename": filename, "size": size, "content_type": content_type}))
+            "POST", f"/projects/{project_id}/clips", json=body))
+
+    def upload_parts(self, clip_id: str) -> MultipartStatusOut:
+        """A multipart upload's parts: those the storage holds and those still missing."""
+        return MultipartStatusOut.model_validate(self._req("GET", f"/clips/{clip_id}/parts"))
+
+    def part_urls(self, clip_id: str, part_numbers: Iterable[int],
+                  upload_id: str | None = None) -> PartUrlsOut:
+        """Signed PUT URLs for some parts of a clip's multipart upload."""
+        body: dict[str, Any] = {"part_numbers": list(part_numbers)}
+        if upload_id is not None:
+            body["upload_id"] = upload_id
+        return PartUrlsOut.model_validate(self._req("POST", f"/clips/{clip_id}/parts",
+                                                    json=body))
+
+    def put_parts(self, clip_id: str, path: Path, upload: MultipartOut,
+                  progress: bool | None = None, *, label: str | None = None,
+                  ) -> list[dict[str, Any]]:
+        """Send the parts the storage does not hold yet (all, on a fresh upload), several at
+        once, each tried again on a dropped connection or a 5xx; returns every part with
+        its ETag, as confirm takes them. Raises UploadIncomplete naming the parts left."""
+        status = self.upload_parts(clip_id)
+        if status.upload_id != upload.upload_id or status.part_count != upload.part_count:
+            raise SapariError(409, f"clip {clip_id}'s upload is no longer {upload.upload_id}: "
+                                   "presign again")
+        size = path.stat().st_size
+        done = {u.part_number: u.etag for u in status.uploaded}
+        show = self.progress if progress is None else progress
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {label or path.name}",
+                   disable=not show, leave=False,
+                   initial=sum(u.size for u in status.uploaded))
+        lock = threading.Lock()
+
+        def sent(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        todo = list(status.missing)
+        try:
+            with ThreadPoolExecutor(PART_WORKERS, thread_name_prefix="sapari-part") as pool:
+                for i in range(0, len(todo), URL_BATCH):
+                    batch = self.part_urls(clip_id, todo[i:i + URL_BATCH], upload.upload_id)
+                    for n, etag in pool.map(
+                            lambda part: (part.part_number,
+                                          self._put_part(clip_id, upload.upload_id, path,
+                                                         part, sent)), batch.parts):
+                        done[n] = etag
+        except (SapariError, OSError) as e:
+            missing = [n for n in range(1, upload.part_count + 1) if n not in done]
+            raise UploadIncomplete(clip_id, path, missing, str(e)) from e
+        finally:
+            bar.close()
+        return [{"part_number": n, "etag": done[n]} for n in sorted(done)]
+
+    def _put_part(self, clip_id: str, upload_id: str, path: Path, part: PartUrl,
+                  sent: Callable[[int], None]) -> str:
+        """One part, tried up to PART_ATTEMPTS times; its ETag."""
+        for attempt in range(PART_ATTEMPTS):
+            moved = 0
+
+            def count(n: int) -> None:
+                nonlocal moved
+                moved += n
+                sent(n)
+
+            last = attempt == PART_ATTEMPTS - 1
+            try:
+                with self._reaching(part.url):
+                    r = self._bare.put(part.url, content=_slice_chunks(path, part.offset,
+                                                                       part.size, count),
+                                       headers={"Content-Length": str(part.size)})
+            except ServerUnreachable:
+                sent(-moved)  # those bytes go again
+                if last:
+                    raise
+                time.sleep(min(0.25 * 2 ** attempt, 5.0))
+                continue
+            if r.status_code < 300:
+                etag = r.headers.get("etag")
+                if not etag:
+                    raise SapariError(502, "storage accepted a part but sent no ETag header; "
+                                           "the store's CORS rules must expose ETag")
+                return etag.strip('"')
+            sent(-moved)
+            if last or r.status_code not in (403, 408, 429) and r.status_code < 500:
+                raise_for_status(r)
+            if r.status_code == 403:  # the URL expired under a slow upload: a fresh one
+                part = self.part_urls(clip_id, [part.part_number], upload_id).parts[0]
+            time.sleep(min(0.25 * 2 ** attempt, 5.0))
+        raise AssertionError("unreachable")
 
     def put_bytes(self, ticket: PresignOut, path: Path, progress: bool | None = None) -> None:
-        """PUT the file straight to storage at the signed URL (the API never sees the bytes)."""
+        """PUT the file straight to storage at the signed URL (the API never sees the bytes).
+
+        A ticket with ``multipart`` sends the file in parts; confirm then joins them."""
+        if ticket.multipart is not None:
+            self.put_parts(ticket.clip.id, path, ticket.multipart, progress)
+            return
         size = path.stat().st_size
         show = self.progress if progress is None else progress
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}",
@@ -186,20 +327,57 @@ class Client:
             bar.close()
         raise_for_status(r)
 
-    def confirm(self, clip_id: str, priority: str = "interactive") -> ClipOut:
-        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm",
-                                                json={"priority": priority}))
+    def confirm(self, clip_id: str, priority: str = "interactive",
+                upload_id: str | None = None,
+                parts: list[dict[str, Any]] | None = None) -> ClipOut:
+        """The bytes are there: check them and start processing. A multipart upload is
+        joined first (``parts``: every part's ETag; None: the parts the storage holds)."""
+        body: dict[str, Any] = {"priority": priority}
+        if upload_id is not None:
+            body["upload_id"] = upload_id
+        if parts is not None:
+            body["parts"] = parts
+        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm", json=body))
 
     def upload(self, project_id: str, path: str | os.PathLike[str],
-               progress: bool | None = None, priority: str = "interactive") -> ClipOut:
-        """Presign, PUT the bytes, confirm: processing starts; wait for ClipReady to use it."""
+               progress: bool | None = None, priority: str = "interactive", *,
+               resume: str | None = None, multipart: bool | None = None) -> ClipOut:
+        """Presign, PUT the bytes, confirm: processing starts; wait for ClipReady to use it.
+
+        Big files (the server's ``multipart_threshold``) go in parts, each retried on its
+        own. ``resume``: the id of a clip whose multipart upload stopped (UploadIncomplete
+        names it): only the parts the storage lacks are sent."""
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p} does not exist or is not a file")
-        ticket = self.presign(project_id, p.name, p.stat().st_size)
+        size = p.stat().st_size
+        if resume is not None:
+            return self._resume(project_id, p, size, resume, progress, priority)
+        ticket = self.presign(project_id, p.name, size, multipart=multipart)
         self._local_files[ticket.clip.id] = (project_id, p)
-        self.put_bytes(ticket, p, progress)
-        return self.confirm(ticket.clip.id, priority=priority)
+        if ticket.multipart is None:
+            self.put_bytes(ticket, p, progress)
+            return self.confirm(ticket.clip.id, priority=priority)
+        parts = self.put_parts(ticket.clip.id, p, ticket.multipart, progress)
+        return self.confirm(ticket.clip.id, priority=priority,
+                            upload_id=ticket.multipart.upload_id, parts=parts)
+
+    def _resume(self, project_id: str, p: Path, size: int, clip_id: str,
+                progress: bool | None, priority: str) -> ClipOut:
+        clip = self.clip(clip_id)
+        if clip.project_id != project_id:
+            raise SapariError(409, f"clip {clip_id} belongs to project {clip.project_id}, "
+                                   f"not {project_id}")
+        if clip.status != "pending_upload":
+            return clip  # its upload completed already
+        if clip.declared_size != size:
+            raise SapariError(409, f"{p} is {size} bytes but clip {clip_id} was presigned for "
+                                   f"{clip.declared_size}: resume with the same file")
+        self._local_files[clip.id] = (project_id, p)
+        status = self.upload_parts(clip.id)
+        parts = self.put_parts(clip.id, p, status, progress)
+        return self.confirm(clip.id, priority=priority, upload_id=status.upload_id,
+                            parts=parts)
 
     def clip(self, clip_id: str) -> ClipOut:
         return ClipOut.model_validate(self._req("GET", f"/clips/{clip_id}"))
@@ -211,6 +389,40 @@ class Client:
 
     def clips(self, project_id: str) -> list[ClipOut]:
         return [ClipOut.model_validate(c) for c in self._req("GET", f"/projects/{project_id}/clips")]
+
+    # -- imports from URL, asset edits, export mail (issue 15) ---------------------------
+    def import_url(self, project_id: str, url: str, *, filename: str | None = None,
+                   priority: str = "interactive") -> ImportOut:
+        """The server downloads ``url`` into a new clip, then processes it: wait_clip(out.clip)."""
+        body: dict[str, Any] = {"url": url, "priority": priority}
+        if filename is not None:
+            body["filename"] = filename
+        return ImportOut.model_validate(
+            self._req("POST", f"/projects/{project_id}/clips/import", json=body))
+
+    def edit_asset(self, clip_id: str, *, trim: tuple[float, float] | None = None,
+                   loudness_lufs: float | None = None, filename: str | None = None,
+                   priority: str = "interactive") -> AssetEditOut:
+        """A new clip: ``clip_id`` trimmed to ``trim`` and/or normalised to ``loudness_lufs``
+        (the source clip stays as it is). Wait for it with wait_clip(out.clip)."""
+        body: dict[str, Any] = {"priority": priority}
+        if trim is not None:
+            body["trim"] = {"start": float(trim[0]), "end": float(trim[1])}
+        if loudness_lufs is not None:
+            body["loudness_lufs"] = float(loudness_lufs)
+        if filename is not None:
+            body["filename"] = filename
+        return AssetEditOut.model_validate(self._req("POST", f"/clips/{clip_id}/edit-asset",
+                                                     json=body))
+
+    def set_email(self, email: str | None = None, *, notify: bool | None = None) -> UserOut:
+        """Set the address for export mail and/or opt in (``notify=True``) or out."""
+        body: dict[str, Any] = {}
+        if email is not None:
+            body["email"] = email
+        if notify is not None:
+            body["notify_email"] = notify
+        return UserOut.model_validate(self._req("PATCH", "/me", json=body))
 
     def transcript(self, clip_id: str) -> TranscriptOut:
         return TranscriptOut.model_validate(self._req("GET", f"/clips/{clip_id}/transcript"))

@@ -89,19 +89,75 @@ class PresignRequest(In):
     filename: str = Field(min_length=1, max_length=500)
     size: int = Field(gt=0, description="exact size in bytes of the file to upload")
     content_type: str = Field(default="application/octet-stream", max_length=200)
+    multipart: bool | None = Field(
+        default=None, description="upload in parts (resumable); default: from the server's "
+                                  "multipart_threshold")
+
+
+class CompletedPart(In):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=200, description="the part PUT's ETag header")
 
 
 class ConfirmRequest(In):
     priority: Priority = Field(default="interactive", description="queue priority of the "
                                "clip's processing: batch runs yield to people waiting")
+    upload_id: str | None = Field(default=None, max_length=1024,
+                                  description="a multipart upload to complete first")
+    parts: list[CompletedPart] | None = Field(
+        default=None, max_length=10_000, description="every part with its ETag; omitted: "
+                                                     "the parts the storage holds")
+
+
+class MultipartOut(BaseModel):
+    """A multipart upload: PUT each part to a URL from ``parts_url``, then confirm."""
+
+    upload_id: str
+    part_size: int = Field(description="bytes of every part but the last")
+    part_count: int
+    parts_url: str = Field(description="POST {part_numbers} here for signed part URLs; GET "
+                                       "it for the parts the storage already holds")
 
 
 class PresignOut(BaseModel):
     clip: ClipOut
-    upload_url: str
+    upload_url: str = Field(description="a single PUT of the whole file (also valid when "
+                                        "multipart is offered)")
     method: Literal["PUT"] = "PUT"
     headers: dict[str, str]
     expires_at: datetime
+    multipart: MultipartOut | None = None
+
+
+class PartUrlsRequest(In):
+    part_numbers: list[int] = Field(min_length=1, max_length=1000,
+                                    description="1-based part numbers, any subset")
+    upload_id: str | None = Field(default=None, max_length=1024)
+
+
+class PartUrl(BaseModel):
+    part_number: int
+    url: str
+    method: Literal["PUT"] = "PUT"
+    size: int = Field(description="exact bytes to send: the part's slice of the file")
+    offset: int = Field(description="where the part starts in the file")
+
+
+class PartUrlsOut(BaseModel):
+    upload_id: str
+    parts: list[PartUrl]
+    expires_at: datetime
+
+
+class PartOut(BaseModel):
+    part_number: int
+    size: int
+    etag: str
+
+
+class MultipartStatusOut(MultipartOut):
+    uploaded: list[PartOut] = Field(description="parts the storage holds, complete ones")
+    missing: list[int] = Field(description="part numbers still to send")
 
 
 class ClipPatch(In):

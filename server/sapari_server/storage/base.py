@@ -15,8 +15,21 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class PartInfo:
+    """One part of a multipart upload that the storage holds."""
+
+    part_number: int
+    size: int
+    etag: str  # without quotes
+
+
 class StorageError(Exception):
     """A readable storage failure (missing object, bad key)."""
+
+
+class MultipartError(StorageError):
+    """A multipart upload that cannot go on: unknown upload id, a missing or changed part."""
 
 
 class Storage(Protocol):
@@ -42,3 +55,29 @@ class Storage(Protocol):
         """Store a file a worker produced (artifacts, renders)."""
 
     def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+
+    # -- multipart uploads: big files travel as parts, each with its own signed URL --------
+    # One code path for every backend: the client asks for part URLs (any subset, so a
+    # dropped connection resumes with the parts the storage lacks), the API completes.
+    min_part_size: int
+    """The smallest part the backend accepts (except the last one)."""
+
+    def create_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        """Start a multipart upload of ``key``; returns its upload id."""
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, size: int,
+                     expires_in: int = 3600) -> str:
+        """A URL a client can PUT one part (exactly ``size`` bytes) to, without a token."""
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts the storage holds, by part number (MultipartError: no such upload)."""
+
+    def pending_multipart(self, key: str) -> list[str]:
+        """Upload ids of the multipart uploads of ``key`` not yet completed or aborted."""
+
+    def complete_multipart(self, key: str, upload_id: str,
+                           parts: list[tuple[int, str]]) -> ObjectInfo:
+        """Join ``(part_number, etag)`` parts, in that order, into the object."""
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop an upload and its parts (no error when it is already gone)."""

@@ -15,6 +15,11 @@ def sign(secret: str, method: str, key: str, expires: int, max_size: int | None 
     return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
+def part_scope(key: str, upload_id: str, part_number: int) -> str:
+    """What a part URL is signed for: the object, its upload and one part number."""
+    return f"{key}\n{upload_id}\n{part_number}"
+
+
 def verify(secret: str, method: str, key: str, expires: int, signature: str,
            max_size: int | None = None, now: float | None = None,
            filename: str | None = None) -> str | None:

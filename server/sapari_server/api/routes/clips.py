@@ -25,8 +25,12 @@ from ..schemas import (
     PresignRequest,
     TranscriptOut,
 )
+from . import upload_parts
+from .upload_parts import call, complete, describe, find_upload, wants_multipart
 
 router = APIRouter(tags=["clips"])
+# Part URLs and the status of a multipart upload live beside the presign and confirm.
+router.include_router(upload_parts.router)
 
 
 def _mib(n: int) -> str:
@@ -59,9 +63,16 @@ async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUse
     ttl = rt.settings.signed_url_ttl
     url = rt.storage.presign_put(clip.object_key, max_size=body.size,
                                  content_type=body.content_type, expires_in=ttl)
+    multipart = None
+    if wants_multipart(rt, body.size, body.multipart):
+        # Big files go in parts (resumable); the single PUT URL stays valid beside it.
+        upload_id = await call(lambda: rt.storage.create_multipart(
+            clip.object_key, content_type=body.content_type))
+        multipart = describe(rt, clip, upload_id)
     return PresignOut(clip=ClipOut.model_validate(clip), upload_url=url,
                       headers={"Content-Type": body.content_type},
-                      expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
+                      expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+                      multipart=multipart)
 
 
 @router.post("/clips/{clip_id}/confirm", response_model=ClipOut)
@@ -70,10 +81,28 @@ async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
     clip = await owned(session, Clip, clip_id, user)
     if clip.status != "pending_upload":
         return clip  # confirming twice is harmless
-    info = await anyio.to_thread.run_sync(rt.storage.head, clip.object_key)
+    body = body or ConfirmRequest()
+    info = await call(rt.storage.head, clip.object_key)
     if info is None:
-        raise HTTPException(409, "no bytes have arrived for this clip yet: PUT the file to its "
-                                 "upload_url, then confirm")
+        # A multipart upload is joined here, once every part has arrived whole.
+        upload_id = await find_upload(rt, clip, body.upload_id)
+        if upload_id is None:
+            raise HTTPException(409, "no bytes have arrived for this clip yet: PUT the file "
+                                     "to its upload_url, then confirm")
+        try:
+            await complete(rt, clip, upload_id, body.parts)
+        except HTTPException:
+            # A confirm beside this one may have joined the parts a moment ago.
+            if await call(rt.storage.head, clip.object_key) is None:
+                raise
+        info = await call(rt.storage.head, clip.object_key)
+        if info is None:
+            raise HTTPException(409, "the multipart upload completed but its object is not "
+                                     "there yet: confirm again in a moment")
+    else:
+        # The whole file came by the single PUT: parts sent beside it are dropped.
+        for stale in await call(rt.storage.pending_multipart, clip.object_key):
+            await call(rt.storage.abort_multipart, clip.object_key, stale)
     problem = None
     if info.size == 0:
         problem = "the uploaded file is empty (0 bytes): upload the recording itself"
@@ -103,7 +132,7 @@ async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
     clip.status = "uploaded"
     job = new_job(session, user_id=user.id, kind="process_clip", target_id=clip.id,
                   project_id=clip.project_id,
-                  priority=(body or ConfirmRequest()).priority)
+                  priority=body.priority)
     record_event(session, user_id=user.id, project_id=clip.project_id, type="ClipUploaded",
                  payload={"clip_id": clip.id, "size": info.size, "job_id": job.id})
     await session.commit()

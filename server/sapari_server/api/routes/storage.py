@@ -9,28 +9,24 @@ while an upload streams in.
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path, PurePosixPath
-from typing import Annotated, BinaryIO
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from ...lifecycle.owners import has_live_owner, land, waiting_clip
-from ...storage.base import StorageError
+from ...storage.base import MultipartError, StorageError
 from ...storage.local import LocalStorage
-from ...storage.signing import verify
+from ...storage.media_types import media_type
+from ...storage.signing import part_scope, verify
 from ..deps import RuntimeDep
 
 router = APIRouter(tags=["storage"], include_in_schema=False)
 # Write to disk in batches of this size: few thread hops, bounded memory per upload.
 BATCH = 1 << 20
-# Objects are served with a type from their key's extension, and only a media or data
-# type: a user names the source's extension, and must not get an HTML page on our origin.
-TYPES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
-         ".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus",
-         ".jpg", ".jpeg", ".png", ".webp", ".json", ".npy"}
 NOT_WRITABLE = ("this upload URL no longer accepts bytes: its clip was deleted, already "
                 "confirmed, or its reservation expired; presign the upload again")
 
@@ -41,8 +37,9 @@ def _local(rt: RuntimeDep) -> LocalStorage:
 
 
 def _check(storage: LocalStorage, method: str, key: str, expires: int, signature: str,
-           max_size: int | None = None, filename: str | None = None) -> Path:
-    reason = verify(storage.secret, method, key, expires, signature, max_size,
+           max_size: int | None = None, filename: str | None = None,
+           scope: str | None = None) -> Path:
+    reason = verify(storage.secret, method, scope or key, expires, signature, max_size,
                     filename=filename)
     if reason:
         raise HTTPException(403, reason)
@@ -50,14 +47,6 @@ def _check(storage: LocalStorage, method: str, key: str, expires: int, signature
         return storage.path(key)
     except StorageError as e:
         raise HTTPException(400, str(e)) from None
-
-
-def media_type(key: str) -> str:
-    suffix = PurePosixPath(key).suffix.lower()
-    if suffix == ".npy":
-        return "application/octet-stream"
-    guessed = mimetypes.guess_type(f"x{suffix}")[0] if suffix in TYPES else None
-    return guessed or "application/octet-stream"
 
 
 async def _writable(request: Request, rt: RuntimeDep, key: str) -> str | None:
@@ -73,11 +62,20 @@ def _too_big(max_size: int) -> HTTPException:
                               "URL was made: presign again with the real size")
 
 
-@router.put("/storage/{key:path}")
+@router.put("/storage/{key:path}", response_model=None)
 async def put_object(key: str, request: Request, rt: RuntimeDep,
                      expires: Annotated[int, Query()], signature: Annotated[str, Query()],
-                     max_size: Annotated[int, Query()]) -> dict[str, object]:
+                     max_size: Annotated[int, Query()],
+                     upload_id: Annotated[str | None, Query(max_length=64)] = None,
+                     part_number: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+                     ) -> dict[str, object] | JSONResponse:
     storage = _local(rt)
+    if upload_id is not None or part_number is not None:
+        if upload_id is None or part_number is None:
+            raise HTTPException(400, "a part upload needs both upload_id and part_number: "
+                                     "use the URL the API signed for the part")
+        return await _put_part(key, request, rt, storage, expires, signature, max_size,
+                               upload_id, part_number)
     _check(storage, "PUT", key, expires, signature, max_size)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_size:
@@ -111,10 +109,17 @@ def _db_gate(request: Request) -> anyio.CapacityLimiter:
     return gate
 
 
-async def _receive(request: Request, f: BinaryIO, max_size: int) -> int:
+async def _receive(request: Request, f: BinaryIO, max_size: int,
+                   digest: Any | None = None) -> int:
     size = 0
     batch: list[bytes] = []
     pending = 0
+
+    def write(data: bytes) -> None:
+        f.write(data)
+        if digest is not None:
+            digest.update(data)
+
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_size:
@@ -123,11 +128,43 @@ async def _receive(request: Request, f: BinaryIO, max_size: int) -> int:
         pending += len(chunk)
         if pending >= BATCH:
             data, batch, pending = b"".join(batch), [], 0
-            await anyio.to_thread.run_sync(f.write, data)
+            await anyio.to_thread.run_sync(write, data)
     if batch:
-        await anyio.to_thread.run_sync(f.write, b"".join(batch))
+        await anyio.to_thread.run_sync(write, b"".join(batch))
     await anyio.to_thread.run_sync(f.close)
     return size
+
+
+async def _put_part(key: str, request: Request, rt: RuntimeDep, storage: LocalStorage,
+                    expires: int, signature: str, max_size: int, upload_id: str,
+                    part_number: int) -> JSONResponse:
+    """One part of a multipart upload: staged beside the others, answered with its ETag
+    (the MD5 of its bytes, as S3 does), joined into the object by the API's confirm."""
+    _check(storage, "PUT-PART", key, expires, signature, max_size,
+           scope=part_scope(key, upload_id, part_number))
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_size:
+        raise _too_big(max_size)
+    if await _writable(request, rt, key) is None:
+        raise HTTPException(409, NOT_WRITABLE)
+    try:
+        tmp, f = await anyio.to_thread.run_sync(storage.open_part, key, upload_id, part_number)
+    except MultipartError as e:
+        raise HTTPException(404, str(e)) from None
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        size = await _receive(request, f, max_size, digest)
+        etag = digest.hexdigest()
+        try:
+            info = await anyio.to_thread.run_sync(storage.commit_part, tmp, key, upload_id,
+                                                  part_number, etag)
+        except (MultipartError, FileNotFoundError):
+            raise HTTPException(404, "this multipart upload was completed or aborted while "
+                                     "the part arrived; presign again") from None
+    finally:
+        await anyio.to_thread.run_sync(_discard, f, tmp)
+    return JSONResponse({"key": key, "part_number": info.part_number, "size": size,
+                         "etag": etag}, headers={"ETag": f'"{etag}"'})
 
 
 def _discard(f: BinaryIO, tmp: Path) -> None:
