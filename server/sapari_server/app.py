@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from .api import validation_errors
 from .api.routes import (
     analysis,
+    assets,
     clips,
     edits,
     events,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for module in (projects, clips, analysis, edits, exports, timeline, jobs, events):
         app.include_router(module.router)
     app.include_router(imports.router)  # issue 15: import from URL
+    app.include_router(assets.router)  # issue 15: asset edits (trim, loudness)
     if settings.resolved_storage_url.startswith("file:"):
         app.include_router(storage.router)
 
