@@ -41,6 +41,9 @@ class UserOut(Out):
     name: str
     quota_bytes: int
     used_bytes: int
+    # Export mail (PATCH /me); shown where the route fills them.
+    email: str | None = None
+    notify_email: bool = False
 
 
 class ProjectCreate(In):
@@ -83,6 +86,9 @@ class ClipOut(Out):
     duration: float | None
     media_info: dict[str, Any] | None
     created_at: datetime
+    # Imported ({"kind": "url", ...}) or edited ({"kind": "asset_edit", ...}) clips say so.
+    origin: dict[str, Any] | None = None
+    source_clip_id: str | None = None
 
 
 class PresignRequest(In):
@@ -314,3 +320,58 @@ class JobOut(Out):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+# -- imports from URL, asset edits, email opt-in (issue 15 item 5) ---------------------------
+
+
+class ImportRequest(In):
+    url: str = Field(min_length=1, max_length=4000,
+                     description="http(s) URL of a video or audio file on a public server")
+    filename: str | None = Field(default=None, min_length=1, max_length=500,
+                                 description="name of the clip; default: the URL's last part")
+    priority: Priority = "interactive"
+
+
+class ImportOut(BaseModel):
+    clip: ClipOut
+    job_id: str
+
+
+class TrimRange(In):
+    start: Seconds = 0.0
+    end: Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrimRange:
+        if self.end <= self.start:
+            raise ValueError("trim end must be after its start")
+        return self
+
+
+class AssetEditRequest(In):
+    trim: TrimRange | None = Field(default=None, description="keep only [start, end) seconds")
+    loudness_lufs: float | None = Field(
+        default=None, ge=-60, le=-5, description="integrated loudness target (ITU-R BS.1770), "
+                                                 "e.g. -16 for speech online, -23 for EBU R128")
+    filename: str | None = Field(default=None, min_length=1, max_length=500,
+                                 description="name of the new clip; default: derived")
+    priority: Priority = "interactive"
+
+    @model_validator(mode="after")
+    def _something(self) -> AssetEditRequest:
+        if self.trim is None and self.loudness_lufs is None:
+            raise ValueError("nothing to do: give trim {start, end}, loudness_lufs, or both")
+        return self
+
+
+class AssetEditOut(BaseModel):
+    clip: ClipOut = Field(description="the new clip; the source clip is left as it was")
+    job_id: str
+
+
+class MePatch(In):
+    email: str | None = Field(default=None, max_length=320,
+                              description="where export mail goes; \"\" removes it")
+    notify_email: bool | None = Field(default=None, description="mail me when an export "
+                                                                "completes or fails")
