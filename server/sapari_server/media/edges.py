@@ -189,6 +189,8 @@ def snap_cut(track: SpeechTrack, start: float, end: float, *, margin: float = MA
         s, e = runs[r]
         if s > a:
             kept = (b - s <= e - b) if after_mid is None else (s <= after_mid < e + margin)
+            # Mostly past the edge: speech that stays, wherever the word times put it.
+            kept = kept or (e - b) > 2 * (b - s)
             b = s if kept else e + margin
         else:
             b = _valley(track, max(a, b - VALLEY_REACH), b + margin, b)
@@ -198,6 +200,7 @@ def snap_cut(track: SpeechTrack, start: float, end: float, *, margin: float = MA
         s, e = runs[r]
         if e < b:
             kept = (a - s >= e - a) if before_mid is None else (s - margin < before_mid <= e)
+            kept = kept or (a - s) > 2 * (e - a)
             a = e if kept else s - margin
         else:
             a = _valley(track, a - margin, min(b, a + VALLEY_REACH), a)

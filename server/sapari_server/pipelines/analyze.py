@@ -28,7 +28,8 @@ from ..media.edges import SpeechTrack, snap_cut, speech_track
 from ..media.silence import SilenceSettings, detect_pauses
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from ..speech.factory import make_transcriber, transcriber_status
-from ..speech.takes import TakeDetectionError, make_take_detector
+from ..speech.restarts import find_restarts_in_wav
+from ..speech.takes import TakeDetectionError, add_restarts, make_take_detector
 from ..speech.types import Transcriber, TranscriptionError, Word
 from .cuts import Range, clean_cuts, keep_segments, usable_duration
 from .dag import Step, StepContext, run_dag
@@ -128,12 +129,8 @@ class Silences(Step):
             methods.add(s.method)
             # The probabilities are computed once: pauses and cut edges both read them.
             probs = _probabilities(c.wav16k) if s.method == "vad" else None
-            cuts = detect_pauses(c.levels_db, c.wav16k, c.duration, s, hop=c.hop, probs=probs)
-            tracks[c.clip_id] = speech_track(c.levels_db, c.hop, c.duration, probs)
-            found[c.clip_id] = [
-                Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
-                for x in cuts
-            ]
+            found[c.clip_id], tracks[c.clip_id] = clip_pauses(
+                c.levels_db, c.hop, c.duration, c.wav16k, s, probs)
             self.progress(ctx, (i + 1) / len(clips))
         if no_wav:
             notes.append(f"no 16 kHz audio for {', '.join(no_wav)}: its pauses were found by "
@@ -177,22 +174,20 @@ class Takes(Step):
         words: dict[str, list[Word]] = ctx.need("transcribe")
         pauses: dict[str, list[Range]] = ctx.need("silences")
         durations = {c.clip_id: c.duration for c in ctx.need("load_audio")}
+        wavs = {c.clip_id: c.wav16k for c in ctx.need("load_audio")}
         found: dict[str, list[Range]] = {}
         if detector is None:
             return found
         for clip_id, ws in words.items():
             if not ws:
                 continue
-            silent = pauses.get(clip_id, [])
-            # What the VAD heard as speech: everything between the pauses.
-            voiced = keep_segments(durations[clip_id], silent)
             try:
-                findings = detector.detect(ws, pauses=[(p.start, p.end) for p in silent],
-                                           voiced=voiced)
+                found[clip_id] = clip_takes(
+                    detector, ws, pauses.get(clip_id, []), durations[clip_id],
+                    ctx.inputs["silence"].padding, ctx.inputs.get("tracks", {}).get(clip_id),
+                    wavs.get(clip_id))
             except TakeDetectionError as e:
                 raise JobFailure(f"take detection failed: {e}") from None
-            found[clip_id] = place_takes(findings, ws, silent, ctx.inputs["silence"].padding,
-                                         ctx.inputs.get("tracks", {}).get(clip_id))
         return found
 
 
@@ -208,12 +203,48 @@ class Validate(Step):
         padding = ctx.inputs["silence"].padding
         out = {}
         for cid, cuts in ctx.need("silences").items():
-            track = tracks.get(cid)
-            if track is not None:
-                # Take cuts were placed on the audio already, with their kept words.
-                cuts = _on_audio(cuts, track, padding)
-            out[cid] = clean_cuts(cuts + takes.get(cid, []), durations[cid])
+            out[cid] = clip_cuts(cuts, takes.get(cid, []), tracks.get(cid), padding,
+                                 durations[cid])
         return out
+
+
+# --- one clip, pure: the steps above call these; benchmarks and tests call them too -------
+
+
+def clip_pauses(levels_db: np.ndarray, hop: float, duration: float, wav16k: Path | None,
+                settings: SilenceSettings, probs: np.ndarray | None,
+                ) -> tuple[list[Range], SpeechTrack]:
+    """Pause cuts of one clip and its speech track (voiced stretches for cut edges)."""
+    cuts = detect_pauses(levels_db, wav16k, duration, settings, hop=hop, probs=probs)
+    track = speech_track(levels_db, hop, duration, probs)
+    return [Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
+            for x in cuts], track
+
+
+def clip_takes(detector: Any, words: list[Word], pauses: list[Range], duration: float,
+               padding: float, track: SpeechTrack | None,
+               wav16k: Path | None = None) -> list[Range]:
+    """Take cuts of one clip, placed on the audio. Raises TakeDetectionError.
+
+    With the speech track and the clip's 16 kHz WAV, restarts heard in the audio (the
+    phrase before a pause said again after it) join what the detector found in the words.
+    """
+    # What the VAD heard as speech: everything between the pauses.
+    voiced = keep_segments(duration, pauses)
+    findings = detector.detect(words, pauses=[(p.start, p.end) for p in pauses], voiced=voiced)
+    if track is not None and wav16k is not None:
+        restarts = find_restarts_in_wav(wav16k, track.runs, duration)
+        findings = add_restarts(words, findings, restarts, voiced)
+    return place_takes(findings, words, pauses, padding, track)
+
+
+def clip_cuts(pauses: list[Range], takes: list[Range], track: SpeechTrack | None,
+              padding: float, duration: float) -> list[Range]:
+    """The clip's final cuts: pauses placed on the audio, merged with the take cuts."""
+    if track is not None:
+        # Take cuts were placed on the audio already, with their kept words.
+        pauses = _on_audio(pauses, track, padding)
+    return clean_cuts(pauses + takes, duration)
 
 
 def _on_audio(cuts: list[Range], track: SpeechTrack, padding: float) -> list[Range]:

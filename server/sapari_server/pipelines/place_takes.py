@@ -27,6 +27,13 @@ def place_takes(findings: Sequence[TakeFinding], words: Sequence[Word],
     for f in findings:
         prev = words[f.first_word - 1] if f.first_word > 0 else None
         nxt = words[f.last_word + 1] if f.last_word + 1 < len(words) else None
+        if f.audio:
+            # Times heard in the audio: a neighbour word whose times Whisper smeared over
+            # them (a folded retake) says nothing about where kept speech is.
+            if prev is not None and (prev.start + prev.end) / 2 >= f.start:
+                prev = None
+            if nxt is not None and (nxt.start + nxt.end) / 2 < f.end:
+                nxt = None
         start, end = f.start, f.end
         for p in pauses:
             if p.start < start and start - REACH <= p.end <= start + 0.05:

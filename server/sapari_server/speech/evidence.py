@@ -31,8 +31,11 @@ NO_SPEECH_MAX = 0.6
 LOGPROB_MIN = -1.0
 COMPRESSION_MAX = 2.4
 # A word this unlikely is a guess; a finding whose words average below MEAN_PROB_MIN is too.
-WORD_PROB_MIN = 0.2
-MEAN_PROB_MIN = 0.45
+# Low on purpose: Whisper gives the first word after a pause (exactly where false starts
+# are) probabilities of 0.05-0.2 on real voices; the segment's own judgement and the VAD
+# are what tell made-up text from speech.
+WORD_PROB_MIN = 0.03
+MEAN_PROB_MIN = 0.35
 # Share of a word's span the VAD must hear as speech (word edges are rough, so not all).
 VOICED_SHARE_MIN = 0.3
 # Share of a finding's words (and of the words that justify it) that must be real.

@@ -69,6 +69,9 @@ class TakeFinding:
     # "long": over evidence.LONG_TAKE seconds, proposed on strong evidence only; the pipeline
     # carries it into the cut's meta so an editor can review it first.
     flag: str | None = None
+    # True: start/end were heard in the audio (a restart, ``add_restarts``), not taken from
+    # word times; the cut keeps them and ignores words that straddle them.
+    audio: bool = False
 
     @property
     def has_words(self) -> bool:
@@ -221,6 +224,57 @@ def unworded_speech(
             )
         )
     return out
+
+
+def add_restarts(
+    words: Sequence[Word],
+    findings: Sequence[TakeFinding],
+    restarts: Sequence[Any],
+    voiced: Sequence[tuple[float, float]] | None = None,
+    *,
+    log: logging.Logger = logger,
+) -> list[TakeFinding]:
+    """Findings plus the restarts the audio shows (``speech.restarts``), sorted by start.
+
+    A restart that a take finding overlaps widens it to the audio's edges (Whisper starts
+    words late after a pause, and ends them early or late). Any other becomes a false_start finding with the
+    audio's times, over the words said in it (or over none, when Whisper dropped or folded
+    them); it is proposed only when its words and the words of the retake after it are
+    real (``speech.evidence``), so text Whisper made up over tones or music never gains a
+    cut this way.
+    """
+    takes = ("false_start", "repeated_take")
+    out = list(findings)
+    for r in restarts:
+        span = r.end - r.start
+        hit = next((k for k, f in enumerate(out)
+                    if f.kind in takes and f.start < r.end and r.start < f.end), None)
+        if hit is not None:
+            # The words found it; the audio says where it really starts and stops.
+            f = out[hit]
+            if r.start < f.start or r.end > f.end:
+                out[hit] = replace(f, start=min(f.start, r.start), end=max(f.end, r.end),
+                                   audio=True)
+            continue
+        mids = [(w.start + w.end) / 2 for w in words]
+        inside = [i for i, m in enumerate(mids) if r.start - 0.05 <= m < r.retake]
+        after = next((i for i, m in enumerate(mids) if m >= r.retake), len(words))
+        first, last = (inside[0], inside[-1]) if inside else (after, after - 1)
+        if after >= len(words):
+            continue  # nothing said after it: no retake to keep
+        reason = (f"the {span:.1f} s before a pause is heard again right after it (audio "
+                  f"similarity {r.similarity:.2f}): an abandoned take, then its retake")
+        found = TakeFinding(first, last, r.start, r.end, "false_start", reason,
+                            confidence=0.8, audio=True)
+        # The audio shows the abandoned take was said (the VAD heard it, and it is heard
+        # again); Whisper is often unsure of exactly those words. What must be real is the
+        # retake that stays: its words are judged.
+        verdict, _ = judge(words, after, after - 1, r.start, r.end, found.confidence, voiced)
+        if not verdict.ok:
+            log.info("restart heard at %.2f-%.2f s not proposed: %s", r.start, r.end, verdict.why)
+            continue
+        out.append(found)
+    return sorted(out, key=lambda f: (f.start, f.first_word))
 
 
 # ---------------------------------------------------------------- validation
