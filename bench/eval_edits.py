@@ -1,6 +1,6 @@
 """False-start detection quality on spoken talks with exact ground truth.
 
-    .venv/bin/python bench/eval_edits.py [--talks 6] [--sentences 8]
+    .venv/bin/python bench/eval_edits.py [--talks 6] [--sentences 8] [--real full|ci|none]
 
 Generates espeak-ng talks (voices en-us, en-gb, en+f3; speeds 140-190; some with noise)
 whose false starts, sentences and pauses are known to the sample, and prints per detector
@@ -16,6 +16,15 @@ Setups:
   folding a retake), with Silero VAD speech ranges of the audio as the only evidence.
 - local Whisper + VAD: the heuristic on a real local transcript (skipped, with the reason,
   when the transcriber factory or the model is unavailable).
+
+Then the real-voice tables (``--real``, default ``full``; ``none`` skips them): talks composed
+from recordings of real people (bench/voices_set.py) through the whole engine the way
+``sapari-nb edit`` runs it, scored per recording by bench/score_edits.py (pause recall,
+false-start recall and precision, speech inside cuts, clipped words): once offline with no
+key, once on the LLM path against the loopback fake, whose judge is a deterministic rule
+(a phrase whose first words are said again after a pause): that table measures the LLM
+plumbing and that rule, not a real model. Synthetic espeak speech is easy mode for ASR and
+VAD: the real tables are the ones that count.
 """
 
 from __future__ import annotations
@@ -120,6 +129,8 @@ def main() -> None:
     ap.add_argument("--talks", type=int, default=6)
     ap.add_argument("--sentences", type=int, default=8)
     ap.add_argument("--p-false-start", type=float, default=0.35)
+    ap.add_argument("--real", choices=["full", "ci", "none"], default="full",
+                    help="real-voice set to run through the engine (none: synthetic only)")
     args = ap.parse_args()
 
     detector = HeuristicTakeDetector()
@@ -166,6 +177,26 @@ def main() -> None:
         print(scores["whisper"].line("heuristic / local Whisper + VAD"))
     else:
         print(f"{'heuristic / local Whisper + VAD':<44} {skip_reason}")
+
+    if args.real != "none":
+        real_voices(args.real)
+
+
+def real_voices(which: str) -> None:
+    """The real-voice tables: offline (no key), then the LLM path against the loopback fake."""
+    from bench.score_edits import evaluate, print_table
+    from bench.voices_set import build
+
+    talks, notes = build(which)
+    for n in notes:
+        print(f"note: {n}")
+    audio = sum(t.truth.duration for t in talks)
+    for llm, what in ((False, "offline, no key (sapari-nb edit path)"),
+                      (True, "LLM path, loopback fake with a rule-based judge: plumbing only")):
+        t0 = time.perf_counter()
+        rows = evaluate(talks, llm=llm, echo=False)
+        print_table(f"real voices ({which} set), {what}: {len(talks)} talks, {audio:.0f} s of "
+                    f"audio, {time.perf_counter() - t0:.0f} s", rows)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ class Row:
     missed: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
     seconds: float = 0.0  # engine wall time
+    detectors: list[str] = field(default_factory=list)  # what really ran (the CLI's [...])
+    llm_requests: int = 0  # chat requests the fake judge answered for this talk
 
     @property
     def pause_recall(self) -> float:
@@ -256,8 +258,13 @@ def fake_llm() -> Iterator[Any]:
 
 
 @contextmanager
-def engine(llm: Any = None) -> Iterator[Callable[[Path, Path], list[dict[str, Any]]]]:
-    """Yield ``edit(wav, out_dir) -> cuts``: the CLI's path on one embedded server, no key."""
+def engine(llm: Any = None) -> Iterator[Callable[[Path, Path], tuple[list[dict[str, Any]],
+                                                                      list[str]]]]:
+    """Yield ``edit(wav, out_dir) -> (cuts, detectors)``: the CLI's path, one embedded server.
+
+    No key: the settings are given outright, so a SAPARI_* key in the environment cannot
+    turn on the API transcriber or the LLM.
+    """
     from sapari_nb.client import Client
     from sapari_nb.flow import edit_file
     from sapari_server.embedded import EmbeddedServer
@@ -272,12 +279,12 @@ def engine(llm: Any = None) -> Iterator[Callable[[Path, Path], list[dict[str, An
                                       **kw)).start()
         try:
             with Client(srv.url, srv.token, progress=False) as client:
-                def edit(src: Path, out_dir: Path) -> list[dict[str, Any]]:
+                def edit(src: Path, out_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
                     out, cuts_json = out_dir / f"{src.stem}.cut.mp4", out_dir / f"{src.stem}.json"
-                    edit_file(client, src, out, edits_json=cuts_json, cleanup=True)
+                    result = edit_file(client, src, out, edits_json=cuts_json, cleanup=True)
                     cuts: list[dict[str, Any]] = json.loads(cuts_json.read_text())
                     out.unlink(missing_ok=True)
-                    return cuts
+                    return cuts, list(result.detectors)
 
                 yield edit
         finally:
@@ -292,11 +299,13 @@ def evaluate(talks: list[Talk], *, llm: bool = False, echo: bool = True,
         work = keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         with (fake_llm() if llm else _none()) as fake, engine(fake) as edit:
+            asked = 0
             for talk in talks:
                 wav = talk.write(work / f"{talk.name}.wav")
                 t0 = time.perf_counter()
-                cuts = edit(wav, work)
+                cuts, detectors = edit(wav, work)
                 row = score(talk.name, talk.truth, cuts)
+                row.detectors = detectors
                 row.seconds = time.perf_counter() - t0
                 row.room, row.style = talk.room.label, talk.style
                 if keep is not None:
@@ -304,6 +313,11 @@ def evaluate(talks: list[Talk], *, llm: bool = False, echo: bool = True,
                         json.dumps(talk.truth.to_json(), indent=1))
                 else:
                     wav.unlink()
+                if fake is not None:
+                    # Proof the LLM path ran: the judge was asked about this talk.
+                    n = len(fake.requests_to("/chat/completions"))
+                    row.llm_requests = n - asked
+                    asked = n
                 if echo:
                     print(line(row), flush=True)
                 rows.append(row)
@@ -316,7 +330,10 @@ def _none() -> Iterator[None]:
 
 
 def print_table(title: str, rows: list[Row]) -> None:
-    print(f"\n{title}")
+    ran = sorted({d for r in rows for d in r.detectors})
+    asked = sum(r.llm_requests for r in rows)
+    print(f"\n{title}; detectors {', '.join(ran) or 'none'}"
+          + (f"; {asked} chat requests answered by the fake" if asked else ""))
     print(HEADER)
     for r in rows:
         print(line(r))
