@@ -232,8 +232,11 @@ def talk_arctic() -> Talk:
 
 
 def talk_ami() -> Talk:
+    turns = _index()["02_ami-meeting-2spk-male.wav"]["speaker_turns"]
     ph = phrases("ami02", VOICES / "02_ami-meeting-2spk-male.wav",
-                 speaker="AMI MEE009/MEE012 (M)", style="spontaneous")
+                 speaker="AMI MEE009/MEE012 (M)", style="spontaneous",
+                 turns=[(float(s), float(e)) for s, e, _ in turns],  # type: ignore[union-attr]
+                 core_below_peak=15.0)
     return _phrase_talk("ami-meeting", ph, Room(), seed=16)
 
 

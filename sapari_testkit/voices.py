@@ -78,18 +78,21 @@ def frame_db(x: np.ndarray) -> np.ndarray:
     return 20 * np.log10(np.sqrt((seg.astype(np.float64) ** 2).mean(1)) + 1e-9)
 
 
-def voiced_mask(x: np.ndarray) -> np.ndarray:
+def voiced_mask(x: np.ndarray, core_below_peak: float | None = None) -> np.ndarray:
     """Voiced frames, with hysteresis against the clip's own floor (5th percentile) and peak.
 
     A run of frames above the low threshold (``VOICED_ABOVE_FLOOR_DB`` over the floor, and
     within ``VOICED_BELOW_PEAK_DB`` of the peak) is voiced when it holds at least one frame
     above the high one (10 dB higher): quiet consonants and onsets next to a vowel count,
-    a lone noise blip does not.
+    a lone noise blip does not. ``core_below_peak`` puts the high threshold that far under
+    the peak instead (a meeting's distant voices and noises are not the talker's speech).
     """
     db = frame_db(x)
     floor, peak = float(np.percentile(db, 5)), float(np.percentile(db, 99.5))
     low = max(floor + VOICED_ABOVE_FLOOR_DB, peak - VOICED_BELOW_PEAK_DB)
     high = max(low + 10.0, min(peak - 20.0, low + 20.0))
+    if core_below_peak is not None:
+        high = max(low + 10.0, peak - core_below_peak)
     out = np.zeros(db.size, bool)
     for a, b in runs(db > low):
         if (db[a:b] > high).any():
@@ -102,10 +105,22 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def islands(x: np.ndarray, gap: float = ISLAND_GAP) -> list[tuple[float, float]]:
-    """Voiced islands in seconds: runs of voiced frames, gaps under ``gap`` merged, widened."""
+def islands(x: np.ndarray, gap: float = ISLAND_GAP,
+            within: list[tuple[float, float]] | None = None,
+            core_below_peak: float | None = None) -> list[tuple[float, float]]:
+    """Voiced islands in seconds: runs of voiced frames, gaps under ``gap`` merged, widened.
+
+    ``within``: where the source's own annotation says someone speaks (speaker turns);
+    voiced frames outside it (a door, paper, a cough in a meeting) are not speech.
+    """
+    mask = voiced_mask(x, core_below_peak)
+    if within is not None:
+        allowed = np.zeros(mask.size, bool)
+        for s, e in within:
+            allowed[max(0, int(s / FRAME)): max(0, int(np.ceil(e / FRAME)))] = True
+        mask &= allowed
     out: list[list[float]] = []
-    for a, b in runs(voiced_mask(x)):
+    for a, b in runs(mask):
         if b - a < 2:  # a 10 ms click is not speech
             continue
         s, e = a * FRAME, b * FRAME
@@ -209,10 +224,15 @@ def utterance(name: str, source: str | Path | bytes, *, speaker: str, style: str
 
 
 def phrases(name: str, source: str | Path | bytes, *, speaker: str, style: str,
-            min_gap: float = 0.35, min_len: float = 1.6) -> list[Utterance]:
-    """A long recording split at its own pauses (>= ``min_gap``) into phrases >= ``min_len``."""
+            min_gap: float = 0.35, min_len: float = 1.6,
+            turns: list[tuple[float, float]] | None = None,
+            core_below_peak: float | None = None) -> list[Utterance]:
+    """A long recording split at its own pauses (>= ``min_gap``) into phrases >= ``min_len``.
+
+    ``turns``: the source's speaker turns (s), where it has them: only speech inside counts.
+    """
     x = decode(source)
-    isl = islands(x)
+    isl = islands(x, within=turns, core_below_peak=core_below_peak)
     groups: list[list[float]] = []
     for s, e in isl:
         if groups and (s - groups[-1][1] < min_gap or groups[-1][1] - groups[-1][0] < min_len):
@@ -224,14 +244,18 @@ def phrases(name: str, source: str | Path | bytes, *, speaker: str, style: str,
     out = []
     for k, (s, e) in enumerate(groups):
         span = (max(0.0, s - 0.15), min(x.size / RATE, e + 0.15))
-        out.append(_utterance_from(f"{name}#{k}", x, span, speaker, style))
+        out.append(_utterance_from(f"{name}#{k}", x, span, speaker, style, turns,
+                                   core_below_peak))
     return out
 
 
 def _utterance_from(name: str, x: np.ndarray, span: tuple[float, float], speaker: str,
-                    style: str) -> Utterance:
+                    style: str, turns: list[tuple[float, float]] | None,
+                    core_below_peak: float | None) -> Utterance:
     part = x[int(span[0] * RATE): int(span[1] * RATE)]
-    isl = islands(part)
+    t0 = int(span[0] * RATE) / RATE
+    isl = islands(part, within=None if turns is None else [(s - t0, e - t0) for s, e in turns],
+                  core_below_peak=core_below_peak)
     gain = 10 ** ((SPEECH_RMS_DB - active_rms_db(part)) / 20)
     part = (part * gain).astype(np.float32)
     # Tone from the whole recording (a phrase alone may have too little of it).
