@@ -451,7 +451,8 @@ def orphaned_jobs(rt: Runtime, older_than: float) -> list[Job]:
 
 
 def take_orphans(rt: Runtime, older_than: float) -> list[Job]:
-    """Orphaned jobs, each put back to ``queued`` by one conditional UPDATE per job.
+    """Orphaned jobs (queued longer than ``older_than``, or running with a stale heartbeat),
+    each put back to ``queued`` by one conditional UPDATE per job.
 
     Only the caller whose UPDATE matched re-enqueues it, so recovery running on many
     workers at once enqueues each orphan once; ``updated_at`` moves on, so it is not taken

@@ -128,8 +128,15 @@ def enqueue(rt: Runtime, kind: str, job_id: str, priority: int) -> None:
 
 
 def requeue_orphans(rt: Runtime, older_than: float | None = None) -> int:
-    """Put back on the queue every job whose worker died or whose enqueue was lost."""
-    jobs = take_orphans(rt, rt.settings.job_stale_after if older_than is None else older_than)
+    """Put back on the queue every job whose worker died or whose enqueue was lost.
+
+    Running jobs count as orphaned once their heartbeat is stale; queued ones only after
+    ``older_than`` (default: ten stale periods, at least 5 minutes): in a durable queue a
+    job waiting behind a backlog is not lost, and each re-queue is one more message.
+    """
+    if older_than is None:
+        older_than = max(10 * rt.settings.job_stale_after, 300.0)
+    jobs = take_orphans(rt, older_than)
     for job in jobs:
         log.warning("re-queueing orphaned job %s (%s, %s)", job.id, job.kind, job.status)
         enqueue(rt, job.kind, job.id, job.priority)
