@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from .api import validation_errors
 from .api.routes import (
+    account,
     analysis,
     assets,
     clips,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(module.router)
     app.include_router(imports.router)  # issue 15: import from URL
     app.include_router(assets.router)  # issue 15: asset edits (trim, loudness)
+    app.include_router(account.router)  # issue 15: PATCH /me (export mail opt-in)
     if settings.resolved_storage_url.startswith("file:"):
         app.include_router(storage.router)
 

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def handlers() -> dict[str, tuple[Handler, FailHook]]:
+    from ..notify import export_mail as mail
     from ..pipelines.analyze import analyze_failed, analyze_project
+    from ..pipelines.asset_edit import asset_edit, asset_edit_failed
     from ..pipelines.import_url import import_failed, import_url
     from ..pipelines.process_clip import process_clip, process_clip_failed
     from ..pipelines.render_export import export_failed, render_export
@@ -35,8 +37,12 @@ def handlers() -> dict[str, tuple[Handler, FailHook]]:
     return {
         "process_clip": (process_clip, process_clip_failed),
         "analyze_project": (analyze_project, analyze_failed),
-        "render_export": (render_export, export_failed),
+        # Mail (to users who opted in) is queued after the export's outcome commits.
+        "render_export": (mail.with_export_mail(render_export),
+                          mail.with_failure_mail(export_failed)),
         "import_url": (import_url, import_failed),
+        "asset_edit": (asset_edit, asset_edit_failed),
+        "send_email": (mail.send_email, mail.send_email_failed),
     }
 
 
@@ -49,6 +55,8 @@ QUEUE_OF: dict[str, str] = {
     "render_export": HEAVY,
     "analyze_project": LIGHT,
     "import_url": HEAVY,
+    "asset_edit": HEAVY,
+    "send_email": LIGHT,
 }
 # The periodic sweeps (recovery, storage lifecycle) run on this queue.
 PERIODIC_QUEUE = LIGHT
