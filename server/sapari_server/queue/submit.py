@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -11,6 +12,8 @@ from ..db.models import Job
 from ..runtime import Runtime
 from .factory import PRIORITIES
 from .tasks import enqueue
+
+log = logging.getLogger(__name__)
 
 
 def new_job(session: Any, *, user_id: str, kind: str, target_id: str,
@@ -25,4 +28,10 @@ def new_job(session: Any, *, user_id: str, kind: str, target_id: str,
 async def submit(rt: Runtime, job: Job) -> None:
     # Enqueue only after the Job row committed, so a worker always finds it. If this
     # process dies in between, recovery re-enqueues the queued row.
-    await anyio.to_thread.run_sync(enqueue, rt, job.kind, job.id, job.priority)
+    try:
+        await anyio.to_thread.run_sync(enqueue, rt, job.kind, job.id, job.priority)
+    except Exception:
+        # The broker is unreachable. The job is saved (queued): the request succeeds and
+        # recovery (queue.tasks.requeue_orphans) enqueues it once the queue is back.
+        log.exception("could not enqueue job %s (%s); it stays queued for recovery",
+                      job.id, job.kind)
