@@ -87,6 +87,7 @@ class Row:
     cut_seconds: float = 0.0
     kinds: dict[str, int] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)
+    missed_pauses: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
     seconds: float = 0.0  # engine wall time
     detectors: list[str] = field(default_factory=list)  # what really ran (the CLI's [...])
@@ -120,6 +121,8 @@ def score(name: str, truth: Truth, cuts: list[dict[str, Any]], padding: float = 
         row.pauses += 1
         if covered((p0, p1), spans) >= 0.5 * (p1 - p0 - 2 * padding):
             row.pauses_found += 1
+        else:
+            row.missed_pauses.append(f"{p0:.2f}-{p1:.2f}")
     for a in abandoned:
         row.fs += 1
         if covered(a, takes) >= 0.5 * (a[1] - a[0]):
@@ -178,8 +181,10 @@ def total(rows: list[Row]) -> str:
 
 def details(r: Row) -> str:
     out = []
+    if r.missed_pauses:
+        out.append(f"pauses not cut {', '.join(r.missed_pauses)}")
     if r.missed:
-        out.append(f"missed {', '.join(r.missed)}")
+        out.append(f"abandoned speech not cut {', '.join(r.missed)}")
     if r.wrong:
         out.append(f"wrong take cuts {', '.join(r.wrong)}")
     if r.retake_ms > 0:
