@@ -255,3 +255,101 @@ def test_allow_private_setting_lets_loopback_through(
             assert abs(_duration(dest) - talk[1].duration) < 0.1
     finally:
         srv.stop()
+
+
+# -- the fetcher itself over TLS: connect to the vetted IP, verify the certificate by name ----
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "media.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("media.test"),
+                x509.IPAddress(ipaddress.ip_address(ALLOWED_HOST))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _HostEcho(_Media):
+    hosts: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.hosts.append(self.headers.get("Host", ""))
+        super().do_GET()
+
+
+def test_https_connects_to_the_vetted_address_and_checks_the_name(
+        tmp_path: Path, media_servers: dict[str, str], talk: tuple[Path, TalkTruth],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import ssl
+
+    from sapari_server.net import ssrf
+    from sapari_server.net.fetch import ImportRefused, fetch_to_file
+
+    pytest.importorskip("cryptography")
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    httpd = ThreadingHTTPServer((ALLOWED_HOST, 0), _HostEcho)
+    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    port = httpd.server_address[1]
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    policy = ssrf.Policy.from_settings(False, [f"{ALLOWED_HOST}/32"])
+    # "media.test" resolves (once) to the allowed address; anything else resolves as usual.
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def fake(host: str, *a: object, **k: object) -> list:  # type: ignore[type-arg]
+        if host == "media.test":
+            lookups.append(host)
+            return real(ALLOWED_HOST, *a, **k)  # type: ignore[arg-type]
+        if host == "evil.test":  # a name that points at the metadata service
+            return real("169.254.169.254", *a, **k)  # type: ignore[arg-type]
+        return real(host, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    try:
+        got = fetch_to_file(f"https://media.test:{port}/talk.mp4", tmp_path / "a.mp4",
+                            limit=10**8, limit_reason="the test limit", policy=policy,
+                            verify=client_ctx)
+        assert (tmp_path / "a.mp4").read_bytes() == talk[0].read_bytes()
+        assert got.sniffed == ".mp4" and got.size == len(_Media.talk)
+        # One lookup, then the connection went to that address; the name travelled in the
+        # Host header and the certificate was checked against it.
+        assert lookups == ["media.test"]
+        assert _HostEcho.hosts[-1] == f"media.test:{port}"
+        # A certificate for another name is refused (the IP is right, the name is not).
+        with pytest.raises(ImportRefused, match="could not download"):
+            fetch_to_file(f"https://media.test:{port}/talk.mp4", tmp_path / "b.mp4",
+                          limit=10**8, limit_reason="x", policy=policy,
+                          verify=ssl.create_default_context())
+        with pytest.raises(ImportRefused, match="metadata"):
+            fetch_to_file("https://evil.test/x.mp4", tmp_path / "c.mp4", limit=10**8,
+                          limit_reason="x", policy=policy, verify=client_ctx)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(timeout=5)

@@ -7,6 +7,7 @@ the file filled or an ``ImportRefused`` with a message fit for the user.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,16 +101,18 @@ def _host_header(target: ssrf.Target) -> str:
 
 def fetch_to_file(url: str, dest: Path, *, limit: int, limit_reason: str,
                   policy: ssrf.Policy, timeout: float = 30.0,
-                  progress: Callable[[int, int | None], None] | None = None) -> Fetched:
+                  progress: Callable[[int, int | None], None] | None = None,
+                  verify: ssl.SSLContext | bool = True) -> Fetched:
     """Download ``url`` into ``dest``; at most ``limit`` bytes (``limit_reason`` says whose).
 
     Redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop vetted like the
     first. ``progress(bytes_so_far, total_or_None)`` is called now and then; it may raise to
-    stop the download (a cancelled job).
+    stop the download (a cancelled job). ``verify``: TLS verification (an SSLContext
+    trusting another CA, e.g. in tests); certificates are checked against the URL's name.
     """
     current = url
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                      follow_redirects=False, trust_env=False) as http:
+                      follow_redirects=False, trust_env=False, verify=verify) as http:
         for hop in range(MAX_REDIRECTS + 1):
             try:
                 target = ssrf.parse(current)
