@@ -174,7 +174,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _runtime(settings).close()
     print(f"sapari-nb job server on http://{args.host}:{args.port} "
           f"(data in {settings.data_dir}; local token in {settings.data_dir / 'token'})")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    # The embedded server's uvicorn: it ends open event streams at shutdown (their clients
+    # reconnect to another process with Last-Event-ID) instead of waiting on them forever.
+    from sapari_server.embedded import _Server as StreamClosingServer
+
+    StreamClosingServer(uvicorn.Config(create_app(settings), host=args.host, port=args.port,
+                                       log_level="info", timeout_graceful_shutdown=10)).run()
     return 0
 
 
@@ -278,6 +283,49 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         rt.close()
     print(report.describe())
     return 0
+
+
+# -- `sapari-nb db upgrade` (issue 15, deployment) ----------------------------------------
+def _cmd_db(args: argparse.Namespace) -> int:
+    """Bring SAPARI_DATABASE_URL to the newest schema: the fleet's one-shot before API starts."""
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from sapari_server.db.engine import sync_url
+    from sapari_server.db.migrate import upgrade
+
+    settings = _settings(args.data_dir)
+    url = settings.resolved_database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as e:
+        raise CliError(f"SAPARI_DATABASE_URL: {e}") from None
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite makes no folders
+
+    def revision() -> str | None:
+        engine = create_engine(sync_url(url))
+        try:
+            with engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        finally:
+            engine.dispose()
+
+    try:
+        before = revision()
+        upgrade(url)
+        after = revision()
+    except DBAPIError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise CliError(f"cannot upgrade the database {shown}: {reason}") from None
+    if before == after:
+        print(f"database {shown} is at the newest schema ({after})")
+    else:
+        print(f"database {shown} upgraded from {before or 'empty'} to {after}")
+    return 0
+# -- end of `sapari-nb db` -----------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="only say what would be freed")
     g.add_argument("--data-dir")
     g.set_defaults(func=_cmd_gc)
+
+    d = sub.add_parser("db", help="database schema: `db upgrade` migrates SAPARI_DATABASE_URL "
+                                  "to the newest schema")
+    dsub = d.add_subparsers(dest="db_command", required=True, metavar="upgrade")
+    du = dsub.add_parser("upgrade", help="apply every pending migration (safe to run again)")
+    du.add_argument("--data-dir", help="data folder of the embedded SQLite database "
+                                       "(when SAPARI_DATABASE_URL is unset)")
+    du.set_defaults(func=_cmd_db)
     return p
 
 
