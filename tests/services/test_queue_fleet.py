@@ -270,3 +270,30 @@ def test_long_heavy_job_does_not_block_a_light_one(fleet: Fleet) -> None:
     finally:
         heavy.stop()
         light.stop()
+
+
+def test_recovery_on_many_workers_requeues_an_orphan_once(fleet: Fleet) -> None:
+    """Recovery runs on every worker; a stale job must get one new message, not one each."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from sapari_server.db.base import utcnow
+    from sapari_server.db.models import Job
+    from sapari_server.queue.jobs import take_orphans
+
+    rt = fleet.server.app.state.runtime
+    empty = fleet.client.create_project("orphan")
+    job_id = fleet.client.export(empty.id, priority="batch").job_id  # no worker: stays queued
+    with rt.sync_session() as s, s.begin():  # as if a worker claimed it and then died
+        s.execute(update(Job).where(Job.id == job_id).values(
+            status="running", attempts=1, heartbeat_at=utcnow() - timedelta(seconds=60)))
+    with ThreadPoolExecutor(6) as pool:
+        taken = list(pool.map(lambda _: [j.id for j in take_orphans(rt, 3600)], range(6)))
+    assert sorted(sum(taken, [])) == [job_id]
+    job = fleet.job(job_id)
+    # Queued again, and the dead attempt's fence is closed (a late commit would be refused).
+    assert job["status"] == "queued" and job["attempts"] == 1
+    assert take_orphans(rt, 3600) == []
+    fleet.client.cancel(job_id)
