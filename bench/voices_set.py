@@ -154,16 +154,17 @@ def _noise(path: str) -> Room:
                 recorded=decode(snapshot("LCAV/pyroomacoustics", path)))
 
 
-def talk_librivox() -> Talk:
+def talk_librivox(room: Room | None = None, seed: int = 11, suffix: str = "") -> Talk:
     u = {k: _pocketsphinx(k) for k in ("0870", "0880", "0890", "0920", "0930")}
-    return compose("librivox-austen", [
+    return compose("librivox-austen" + suffix, [
         Say(u["0880"]), Pause(1.0), FalseStart(u["0890"], 0.8), Pause(0.7), Say(u["0890"]),
         Pause(1.3), FalseStart(u["0870"], 1.4), Pause(0.5), Say(u["0870"]), Pause(2.2),
         Take(u["0930"]), Pause(0.8), Say(u["0930"]), Pause(1.1), Say(u["0920"])],
-        _noise("examples/input_samples/doing_the_dishes.wav"), seed=11)
+        room or _noise("examples/input_samples/doing_the_dishes.wav"), seed=seed)
 
 
-def talk_librispeech_alif() -> Talk:
+def talk_librispeech_alif(room: Room | None = None, seed: int = 12,
+                          suffix: str = "") -> Talk:
     repo, d = "alifsemi/alif_ml-embedded-evaluation-kit", "resources/asr/samples/"
     spk = "LibriSpeech 251 (M)"
     t = utterance("ls251-routine", snapshot(repo, d + "testing_routine.wav"), speaker=spk)
@@ -171,10 +172,10 @@ def talk_librispeech_alif() -> Talk:
     p = utterance("ls251-poison", snapshot(repo, d + "i_tell_you.wav"), speaker=spk)
     door = utterance("ls3536-door", snapshot(repo, d + "another_door.wav"),
                      speaker="LibriSpeech 3536 (F)")
-    return compose("librispeech-251", [
+    return compose("librispeech-251" + suffix, [
         Say(t), Pause(1.4), FalseStart(e, 0.7), Pause(0.6), Say(e), Pause(1.0), Take(p),
         Pause(0.9), Say(p), Pause(2.0), FalseStart(door, 1.1), Pause(0.5), Say(door)],
-        Room("pink", snr_db=22, hum_hz=50), seed=12)
+        room or Room("pink", snr_db=22, hum_hz=50), seed=seed)
 
 
 def _phrase_talk(name: str, ph: list[Utterance], room: Room, seed: int) -> Talk:
@@ -198,14 +199,14 @@ def talk_librosa(file: str, speaker: str, room: Room, seed: int) -> Talk:
     return _phrase_talk(f"librispeech-{file.split('-')[0]}", ph, room, seed)
 
 
-def talk_rtvc() -> Talk:
+def talk_rtvc(room: Room | None = None, seed: int = 13, suffix: str = "") -> Talk:
     repo = "CorentinJ/Real-Time-Voice-Cloning"
     u = [utterance(f"ls{n}", snapshot(repo, f"samples/{n}_00000.mp3"),
                    speaker=f"LibriSpeech {n}") for n in ("1320", "3575", "6829", "8230")]
-    return compose("librispeech-4spk", [
+    return compose("librispeech-4spk" + suffix, [
         Say(u[0]), Pause(1.1), FalseStart(u[1], 0.9), Pause(0.6), Say(u[1]), Pause(1.7),
         Take(u[2]), Pause(0.7), Say(u[2]), Pause(1.2), FalseStart(u[3], 0.5), Pause(0.8),
-        Say(u[3])], _noise("notebooks/exercise_bike.wav"), seed=13)
+        Say(u[3])], room or _noise("notebooks/exercise_bike.wav"), seed=seed)
 
 
 def talk_vctk() -> Talk:
@@ -217,27 +218,27 @@ def talk_vctk() -> Talk:
         Say(p260)], Room(), seed=14)
 
 
-def talk_arctic() -> Talk:
+def talk_arctic(room: Room | None = None, seed: int = 15, suffix: str = "") -> Talk:
     repo, d = "LCAV/pyroomacoustics", "examples/input_samples/cmu_arctic_us_"
     aew = [utterance(f"aew-{k}", snapshot(repo, f"{d}aew_{k}.wav"), speaker="ARCTIC aew (US M)")
            for k in ("a0001", "a0002", "a0003")]
     axb = [utterance(f"axb-{k}", snapshot(repo, f"{d}axb_{k}.wav"),
                      speaker="ARCTIC axb (Indian F)") for k in ("a0004", "a0005", "a0006")]
-    return compose("arctic-2spk", [
+    return compose("arctic-2spk" + suffix, [
         Say(aew[0]), Pause(1.0), Take(aew[1]), Pause(0.6), Say(aew[1]), Pause(1.4),
         FalseStart(aew[2], 1.0), Pause(0.5), Say(aew[2]), Pause(1.9), FalseStart(axb[0], 0.6),
         Pause(0.6), Say(axb[0]), Pause(1.2), Say(axb[1]), Pause(0.8), FalseStart(axb[2], 1.3),
-        Pause(0.7), Say(axb[2])], Room("pink", snr_db=25, hum_hz=60, hum_below_db=18),
-        seed=15)
+        Pause(0.7), Say(axb[2])], room or Room("pink", snr_db=25, hum_hz=60, hum_below_db=18),
+        seed=seed)
 
 
-def talk_ami() -> Talk:
+def talk_ami(room: Room | None = None, seed: int = 16, suffix: str = "") -> Talk:
     turns = _index()["02_ami-meeting-2spk-male.wav"]["speaker_turns"]
     ph = phrases("ami02", VOICES / "02_ami-meeting-2spk-male.wav",
                  speaker="AMI MEE009/MEE012 (M)", style="spontaneous",
                  turns=[(float(s), float(e)) for s, e, _ in turns],  # type: ignore[union-attr]
                  core_below_peak=15.0)
-    return _phrase_talk("ami-meeting", ph, Room(), seed=16)
+    return _phrase_talk("ami-meeting" + suffix, ph, room or Room(), seed=seed)
 
 
 def talk_jfk() -> Talk:
@@ -263,6 +264,12 @@ FULL: list[Callable[[], Talk]] = [
     lambda: talk_librosa("3436-172162-0000.hq.ogg", "LibriSpeech 3436 (M)",
                          _noise("examples/input_samples/doing_the_dishes.wav"), 21),
     talk_rtvc, talk_vctk, talk_arctic, talk_ami, talk_jfk, talk_lyra,
+    # The same speech in another room (other fragment tempos, gains and tone loops).
+    lambda: talk_librivox(Room("pink", snr_db=22, hum_hz=60), 31, "-hum"),
+    lambda: talk_librispeech_alif(Room(), 32, "-clean"),
+    lambda: talk_arctic(_noise("notebooks/exercise_bike.wav"), 33, "-room"),
+    lambda: talk_rtvc(Room("pink", snr_db=24, hum_hz=50), 34, "-hum"),
+    lambda: talk_ami(Room("rumble", snr_db=22), 35, "-rumble"),
 ]
 
 

@@ -353,8 +353,13 @@ class Talk:
         return path
 
 
-def _fragment(u: Utterance, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """The first ``seconds`` of speech of ``u``; the cut point and the audio (10 ms fade)."""
+def _fragment(u: Utterance, seconds: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The first ``seconds`` of speech of ``u`` (10 ms fade out), and its voiced islands.
+
+    The islands are the utterance's own, cut at the break and moved by the tempo change:
+    measured with the whole utterance's floor and peak, as the kept take's are.
+    """
     target = u.onset + seconds
     if u.words:
         ends = [e for _, s, e in u.words if e - u.onset >= 0.3 and e < u.offset - 0.5]
@@ -372,7 +377,8 @@ def _fragment(u: Utterance, seconds: float, rng: np.random.Generator) -> tuple[n
     n = max(2, int(round(frag.size / rate)))
     frag = np.interp(np.arange(n) * rate, np.arange(frag.size), frag).astype(np.float32)
     gain = 10 ** (float(rng.choice([-1, 1])) * float(rng.uniform(1.0, 3.0)) / 20)
-    return (frag * gain).astype(np.float32), rate
+    isl = [(s / rate, min(e, cut) / rate) for s, e in u.islands if s < cut - 0.02]
+    return (frag * gain).astype(np.float32), isl
 
 
 def _loop(tone: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -440,8 +446,7 @@ def compose(name: str, script: list[Piece], room: Room | None = None, seed: int 
         u = piece.utt
         assert u is not None
         if piece.kind == "false_start":
-            audio, _ = _fragment(u, piece.seconds, rng)
-            isl = islands_of(audio)
+            audio, isl = _fragment(u, piece.seconds, rng)
             words: list[tuple[float, float]] = []
         else:
             audio = u.samples
@@ -476,10 +481,6 @@ def compose(name: str, script: list[Piece], room: Room | None = None, seed: int 
     return Talk(name, samples.astype(np.float32), _truth(laid, n / RATE), room,
                 sorted({p.utt.speaker for p in script if p.utt is not None}),
                 "/".join(sorted({p.utt.style for p in script if p.utt is not None})))
-
-
-def islands_of(audio: np.ndarray) -> list[tuple[float, float]]:
-    return islands(audio)
 
 
 def _words_of(u: Utterance) -> list[tuple[float, float]]:
