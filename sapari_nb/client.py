@@ -49,6 +49,7 @@ CHUNK = 1 << 20
 PART_WORKERS = 4
 PART_ATTEMPTS = 5
 URL_BATCH = 64
+CONFIRM_TIMEOUT = httpx.Timeout(60.0, read=900.0)
 _REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
 
 
@@ -337,7 +338,10 @@ class Client:
             body["upload_id"] = upload_id
         if parts is not None:
             body["parts"] = parts
-        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm", json=body))
+        # Joining the parts of a big upload can take the store a while (minutes for many
+        # gigabytes on some stores): wait for the answer longer than for other calls.
+        return ClipOut.model_validate(self._req("POST", f"/clips/{clip_id}/confirm", json=body,
+                                                timeout=CONFIRM_TIMEOUT))
 
     def upload(self, project_id: str, path: str | os.PathLike[str],
                progress: bool | None = None, priority: str = "interactive", *,

@@ -122,6 +122,9 @@ class S3Storage:
             s3={"addressing_style": "path" if location.path_style else "auto"},
             retries={"max_attempts": 5, "mode": "standard"},
             max_pool_connections=32,
+            # Completing a multipart upload of gigabytes can take the store minutes (S3
+            # keeps the connection alive meanwhile): do not give up, or retry it, at 60 s.
+            read_timeout=300,
             # boto3 >= 1.36 adds CRC checksums to every upload by default; R2 and other
             # S3-compatible stores reject some of them, and a presigned URL cannot carry them.
             request_checksum_calculation="when_required",
