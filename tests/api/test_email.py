@@ -24,7 +24,7 @@ from sapari_server.db.models import Job
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import new_user_client, start_server
+from ..conftest import need_service, new_user_client, start_server
 
 WAIT = 120.0
 
@@ -207,3 +207,24 @@ def test_smtp_down_does_not_fail_the_export(tmp_path: Path,
             assert len(c.signed_bytes(c.download_link(ok).url)) == exp.size
     finally:
         srv.stop()
+
+
+@pytest.mark.services
+def test_mail_on_postgresql(tmp_path: Path, inbox: Inbox) -> None:
+    """The failure mail is queued after the failure commits on PostgreSQL too."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    from ..services.fleet import pg_database
+
+    with pg_database("sapari_mail") as url:
+        srv = start_server(tmp_path / "pg", transcriber="none", preview_artifacts=False,
+                           database_url=url, smtp_host="127.0.0.1", smtp_port=inbox.port,
+                           smtp_tls="none")
+        try:
+            with Client(srv.url, srv.token, progress=False) as c:
+                c.set_email("pg@example.org", notify=True)
+                failed = _export_failing(c)
+                [mail] = inbox.wait_for("pg@example.org", 1)
+                assert failed in _body(mail)
+                assert [j.status for j in _mail_jobs(srv, failed)] == ["succeeded"]
+        finally:
+            srv.stop()

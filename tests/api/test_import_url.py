@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ from sapari_nb.errors import JobFailed, SapariError
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import start_server
+from ..conftest import need_service, start_server
 
 ALLOWED_HOST = "127.0.0.2"
 WAIT = 120.0
@@ -84,6 +85,20 @@ class _Media(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "video/mp4")
             self.send_header("Content-Length", str(10 * self.limit))
             self.end_headers()
+        elif self.path == "/slow.mp4":
+            # Real media, dribbled out: long enough to be cancelled mid-download.
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(self.talk)))
+            self.end_headers()
+            try:
+                for i in range(0, len(self.talk), 8192):
+                    self.wfile.write(self.talk[i:i + 8192])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+                self.hits.append("/slow.mp4 complete")
+            except (BrokenPipeError, ConnectionResetError):
+                self.hits.append("/slow.mp4 cut")
         elif self.path == "/page.html":
             self._send(b"<!DOCTYPE html><html><body>Watch my talk!</body></html>", "text/html")
         elif self.path == "/disguised.mp4":  # an error page sent as a binary download
@@ -228,6 +243,51 @@ def test_worker_refusals(gc: Client, media_servers: dict[str, str], path: str,
         assert w in reason, (path, reason)
     # Loopback was never asked: the refused hop is checked before it is requested.
     assert all(not h.startswith("/talk") for h in _Media.hits[before:]), _Media.hits[before:]
+
+
+def test_cancel_stops_the_download(gc: Client, media_servers: dict[str, str]) -> None:
+    project = gc.create_project("cancelled")
+    after = gc.cursor()
+    out = gc.import_url(project.id, media_servers["allowed"] + "/slow.mp4")
+    gc.wait_for(lambda e: e.type == "JobProgress" and e.payload.get("job_id") == out.job_id
+                and e.payload.get("progress", 0) > 0, project_id=project.id, after=after,
+                timeout=WAIT)
+    assert gc.cancel(out.job_id).status == "cancelled"
+    with pytest.raises(JobFailed, match="cancelled by the user"):
+        gc.wait_clip(out.clip, after=after, timeout=WAIT)
+    deadline = time.monotonic() + 30
+    while "/slow.mp4 cut" not in _Media.hits and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "/slow.mp4 cut" in _Media.hits  # the worker hung up; it did not read on
+    assert "/slow.mp4 complete" not in _Media.hits
+    assert gc.clip(out.clip.id).size is None  # nothing stored, nothing counted
+
+
+@pytest.mark.services
+def test_import_on_postgresql(tmp_path: Path, media_servers: dict[str, str],
+                              talk: tuple[Path, TalkTruth]) -> None:
+    """The same job on PostgreSQL (the fleet's database): quota lock, fenced finish, FKs."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    from ..services.fleet import pg_database
+
+    with pg_database("sapari_import") as url:
+        srv = start_server(tmp_path / "pg", transcriber="none", preview_artifacts=False,
+                           database_url=url, import_allow_networks=[f"{ALLOWED_HOST}/32"],
+                           max_upload_bytes=_Media.limit)
+        try:
+            with Client(srv.url, srv.token, progress=False) as c:
+                project = c.create_project("pg import")
+                after = c.cursor()
+                out = c.import_url(project.id, media_servers["allowed"] + "/talk.mp4")
+                ready = c.wait_clip(out.clip, after=after, timeout=WAIT)
+                assert ready.status == "ready" and ready.size == len(_Media.talk)
+                reason = _failure(c, media_servers["allowed"] + "/go/metadata")
+                assert "metadata" in reason
+                edited = c.edit_asset(ready.id, trim=(0.5, 2.5), loudness_lufs=-20.0)
+                new = c.wait_clip(edited.clip, timeout=WAIT)
+                assert new.status == "ready" and abs((new.duration or 0) - 2.0) < 0.05
+        finally:
+            srv.stop()
 
 
 def test_allow_private_setting_lets_loopback_through(
