@@ -30,6 +30,7 @@ SUB_BLOCK = 0.1  # seconds: gating blocks are 4 of these (400 ms, 75 % overlap)
 PEAK_CEILING_DB = -1.0
 # Channel weights by FFmpeg channel name: surrounds +1.5 dB, LFE not counted (BS.1770 table 3).
 _WEIGHTS = {"LFE": 0.0, "LFE2": 0.0, "SL": 1.41, "SR": 1.41, "BL": 1.41, "BR": 1.41}
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
 CONTAINERS = {".mp4": "mp4", ".m4a": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 
 
@@ -145,7 +146,8 @@ def _open(path: Path) -> av.container.InputContainer:
 def _planar_blocks(container: av.container.InputContainer, stream: av.AudioStream,
                    ) -> Iterator[tuple[av.AudioFrame, np.ndarray]]:
     """Decoded audio as float planar arrays (channels, samples), with the frame they came from."""
-    resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+    resampler = av.AudioResampler(format="fltp", layout=_layout(stream.layout),
+                                  rate=stream.rate)
     for frame in container.decode(stream):
         for out in resampler.resample(frame):
             yield out, out.to_ndarray()
@@ -195,6 +197,14 @@ def gain_for(measured: Loudness, target_lufs: float) -> tuple[float, bool]:
     return gain, False
 
 
+def _layout(layout: av.AudioLayout) -> str:
+    """A layout encoders accept: files without one (WAV's "2 channels") get the default."""
+    if "channels" not in layout.name:
+        return layout.name
+    n = len(layout.channels)
+    return _DEFAULT_LAYOUTS.get(n, layout.name)
+
+
 def _audio_encoder(fmt: str) -> str:
     return "libopus" if fmt == "webm" else "aac"
 
@@ -223,7 +233,8 @@ def apply_gain(src: Path, dst: Path, gain_db: float,
                 v_out = out.add_stream_from_template(v_in) if v_in is not None else None
                 codec = _audio_encoder(fmt)
                 rate = 48000 if codec == "libopus" else a_in.rate
-                a_out = out.add_stream(codec, rate=rate, layout=a_in.layout.name)
+                layout = _layout(a_in.layout)
+                a_out = out.add_stream(codec, rate=rate, layout=layout)
                 a_out.bit_rate = min(96_000 * len(a_in.layout.channels), 256_000)
                 if codec == "aac":
                     # FFmpeg's default AAC coder (twoloop) is ~4x slower; at 96 kbit/s per
@@ -233,11 +244,9 @@ def apply_gain(src: Path, dst: Path, gain_db: float,
                 size = a_out.codec_context.frame_size or 1024
                 # Decoded audio to float (scaling never wraps an integer sample), then to
                 # what the encoder takes, in its frame size.
-                to_float = av.AudioResampler(format="fltp", layout=a_in.layout.name,
-                                             rate=a_in.rate)
-                to_encoder = av.AudioResampler(format=a_out.format.name,
-                                               layout=a_in.layout.name, rate=rate,
-                                               frame_size=size)
+                to_float = av.AudioResampler(format="fltp", layout=layout, rate=a_in.rate)
+                to_encoder = av.AudioResampler(format=a_out.format.name, layout=layout,
+                                               rate=rate, frame_size=size)
 
                 def encode(frames: list[av.AudioFrame]) -> None:
                     for scaled in _scaled(frames, scale):
