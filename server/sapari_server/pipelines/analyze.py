@@ -24,8 +24,9 @@ from sqlalchemy import select
 from ..db.base import utcnow
 from ..db.models import AnalysisRun, Artifact, Clip, Edit, Transcript
 from ..events.log import record_event
-from ..media.edges import SpeechTrack, snap_cut, speech_track
+from ..media.edges import SpeechTrack, refine_on_spectrum, snap_cut, speech_track
 from ..media.silence import SilenceSettings, detect_pauses
+from ..media.spectrum import wav_reader
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from ..speech.factory import make_transcriber, transcriber_status
 from ..speech.restarts import find_restarts_in_wav
@@ -217,6 +218,11 @@ def clip_pauses(levels_db: np.ndarray, hop: float, duration: float, wav16k: Path
     """Pause cuts of one clip and its speech track (voiced stretches for cut edges)."""
     cuts = detect_pauses(levels_db, wav16k, duration, settings, hop=hop, probs=probs)
     track = speech_track(levels_db, hop, duration, probs)
+    if wav16k is not None:
+        # Soft onsets under room noise: the spectrum sees what the broadband level misses.
+        with wav_reader(wav16k) as read:
+            if read is not None:
+                track = refine_on_spectrum(track, read)
     return [Range(x.start, x.end, x.kind, x.reason, {"level_db": round(x.level_db, 1)})
             for x in cuts], track
 

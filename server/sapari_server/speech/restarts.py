@@ -22,26 +22,24 @@ Pure and deterministic: samples in, time ranges out. Costs a few ms per pause.
 
 from __future__ import annotations
 
-import functools
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..media import spectrum
+
 RATE = 16_000
 HOP = 320  # 20 ms
 WIN = 512  # 32 ms frames
-N_MELS = 32
-F_LO, F_HI = 150.0, 4000.0
 # A pause this long between voiced stretches may follow an abandoned take; longer than
 # MAX_GAP it is a break between topics.
 MIN_GAP = 0.15
 MAX_GAP = 4.0
 # How far back before the pause an abandoned take may start, and how much of the stretch
 # after it is searched.
-MAX_TAKE = 4.0
+MAX_TAKE = 8.0
 AFTER = 1.6  # x the stretch before (plus SLACK_B): the retake may be slower
 # The retake's first sound may sit this far after where the VAD puts the stretch start (a
 # breath, a click); the abandoned take may stop this much before the pause (a fade).
@@ -51,8 +49,10 @@ GAIN_FLOOR = 0.8  # a step adds (similarity - this): matching sounds grow the ma
 # Frames outside voiced stretches: silence against silence is neutral (both phrases pause
 # there), silence against speech costs this.
 MISMATCH = 0.5
-MIN_MATCH = 0.3  # seconds of the abandoned take that must match
+MIN_MATCH = 0.2  # seconds of the abandoned take that must match
 MIN_SIMILARITY = 0.88
+# A match shorter than this (a word or two) must be surer.
+SHORT_MATCH, SHORT_SIMILARITY = 0.4, 0.92
 # A pause this long inside a match separates the abandoned take from the phrase before it.
 PHRASE_PAUSE = 0.25
 
@@ -71,35 +71,9 @@ class Restart:
         return self.end - self.start
 
 
-@functools.lru_cache(maxsize=1)
-def _mel_bank() -> np.ndarray:
-    def mel(f: np.ndarray | float) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def hz(m: np.ndarray) -> np.ndarray:
-        return 700.0 * (10 ** (m / 2595.0) - 1.0)
-
-    freqs = np.fft.rfftfreq(WIN, 1 / RATE)
-    pts = hz(np.linspace(mel(F_LO), mel(F_HI), N_MELS + 2))
-    bank = np.zeros((N_MELS, freqs.size), np.float32)
-    for k in range(N_MELS):
-        lo, c, hi = pts[k], pts[k + 1], pts[k + 2]
-        up = (freqs - lo) / (c - lo)
-        down = (hi - freqs) / (hi - c)
-        bank[k] = np.clip(np.minimum(up, down), 0, None)
-    return bank
-
-
 def logmel(samples: np.ndarray) -> np.ndarray:
-    """Log-mel frames (n, N_MELS), one per 20 ms hop; frame i covers [i*HOP, i*HOP+WIN)."""
-    x = np.asarray(samples, np.float32)
-    n = 1 + (x.size - WIN) // HOP if x.size >= WIN else 0
-    if n <= 0:
-        return np.zeros((0, N_MELS), np.float32)
-    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
-    frames = x[idx] * np.hanning(WIN).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return np.log(power @ _mel_bank().T + 1e-10).astype(np.float32)
+    """Log-mel frames (n, N_MELS), one per 20 ms hop (natural log, as compared here)."""
+    return spectrum.logmel(samples, HOP, WIN) * np.float32(np.log(10) / 10)
 
 
 def align(a: np.ndarray, b: np.ndarray, slack_a: int, slack_b: int,
@@ -251,7 +225,10 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
     slack_a, slack_b = int(round(SLACK_A / hop_s)), int(round(SLACK_B / hop_s))
     i0, rows, sim = align(feats[:ia], feats[ib : ib + nb], slack_a, slack_b,
                           voiced[:ia], voiced[ib : ib + nb])
-    if voiced[i0 : i0 + rows].sum() * hop_s < MIN_MATCH or sim < MIN_SIMILARITY:
+    matched = voiced[i0 : i0 + rows].sum() * hop_s
+    if matched < MIN_MATCH or sim < MIN_SIMILARITY:
+        return None
+    if matched < SHORT_MATCH and sim < SHORT_SIMILARITY:
         return None
     # The abandoned take starts at its first voiced frame after the last pause inside the
     # match: silence against silence is free, so the path may run back over a pause and
@@ -274,16 +251,5 @@ def find_restarts_in_wav(
     wav16k: Path, runs: Sequence[tuple[float, float]], duration: float
 ) -> list[Restart]:
     """``find_restarts`` over a 16 kHz mono 16-bit WAV, reading only the windows it checks."""
-    with wave.open(str(wav16k), "rb") as w:
-        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (RATE, 1, 2):
-            return []
-        total = w.getnframes()
-
-        def read(t0: float, t1: float) -> np.ndarray:
-            i0 = max(0, min(total, int(t0 * RATE)))
-            i1 = max(i0, min(total, int(t1 * RATE)))
-            w.setpos(i0)
-            raw = w.readframes(i1 - i0)
-            return np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1 / 32768)
-
-        return find_restarts(runs, read, duration)
+    with spectrum.wav_reader(wav16k) as read:
+        return [] if read is None else find_restarts(runs, read, duration)
