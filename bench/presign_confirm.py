@@ -96,11 +96,15 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=10, help="presign+confirm per client")
     ap.add_argument("--s3", action="store_true", help="storage on a moto_server")
+    ap.add_argument("--database-url", default="",
+                    help="e.g. postgresql+psycopg://postgres@127.0.0.1:5432/bench (an empty "
+                         "database you made; default: the embedded SQLite)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sapari-bench-presign-") as d:
         tmp = Path(d)
         settings: dict[str, Any] = {"data_dir": tmp / "data", "transcriber": "none",
-                                    "embedded_workers": 0, "local_user": False}
+                                    "embedded_workers": 0, "local_user": False,
+                                    "database_url": args.database_url}
         moto = None
         if args.s3:
             import boto3
@@ -131,8 +135,9 @@ def main() -> None:
                 moto.wait(10)
     n = len(res["both"])
     where = "moto S3" if args.s3 else "local folder"
+    db = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
     print(f"{args.clients} concurrent clients x {args.rounds} rounds = {n} uploads "
-          f"(SQLite, {where} storage), {n / wall:.0f} presign+confirm rounds/s")
+          f"({db}, {where} storage), {n / wall:.0f} presign+confirm rounds/s")
     for name in ("presign", "confirm", "both"):
         v = res[name]
         print(f"{name:8s} p50 {1000 * statistics.median(v):7.1f} ms   "

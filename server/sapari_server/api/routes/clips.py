@@ -99,8 +99,10 @@ async def confirm_upload(clip_id: str, user: CurrentUser, session: SessionDep,
         if info is None:
             raise HTTPException(409, "the multipart upload completed but its object is not "
                                      "there yet: confirm again in a moment")
-    else:
-        # The whole file came by the single PUT: parts sent beside it are dropped.
+    elif body.upload_id or clip.declared_size >= rt.settings.multipart_threshold:
+        # The whole file came by the single PUT although parts were offered: drop them.
+        # (A small upload skips the look-up, a store round trip; a part forced on one is
+        # left to the sweep of abandoned uploads: `storage setup`'s rule on S3.)
         for stale in await call(rt.storage.pending_multipart, clip.object_key):
             await call(rt.storage.abort_multipart, clip.object_key, stale)
     problem = None
