@@ -92,6 +92,7 @@ class Row:
     seconds: float = 0.0  # engine wall time
     detectors: list[str] = field(default_factory=list)  # what really ran (the CLI's [...])
     llm_requests: int = 0  # chat requests the fake judge answered for this talk
+    error: str = ""  # the edit failed: nothing was cut, every figure counts that
 
     @property
     def pause_recall(self) -> float:
@@ -163,7 +164,7 @@ def line(r: Row) -> str:
     return (f"{r.name:<26}{r.room:<26}{r.duration:>5.0f} "
             f"{f'{r.pauses_found}/{r.pauses}':>9} {f'{r.fs_found}/{r.fs}':>12} {prec:>9} "
             f"{r.speech_in_cuts:>13.3f}s {f'{r.clipped}/{r.words}':>8} {r.worst_ms:>8.0f}  "
-            f"{kinds}")
+            f"{'EDIT FAILED' if r.error else kinds}")
 
 
 def total(rows: list[Row]) -> str:
@@ -180,7 +181,7 @@ def total(rows: list[Row]) -> str:
 
 
 def details(r: Row) -> str:
-    out = []
+    out = [f"EDIT FAILED: {r.error[:300]}"] if r.error else []
     if r.missed_pauses:
         out.append(f"pauses not cut {', '.join(r.missed_pauses)}")
     if r.missed:
@@ -308,9 +309,15 @@ def evaluate(talks: list[Talk], *, llm: bool = False, echo: bool = True,
             for talk in talks:
                 wav = talk.write(work / f"{talk.name}.wav")
                 t0 = time.perf_counter()
-                cuts, detectors = edit(wav, work)
+                try:
+                    cuts, detectors = edit(wav, work)
+                except Exception as e:  # a failed job fails its recording, not the run
+                    cuts, detectors = [], []
+                    error = f"{type(e).__name__}: {e}"
+                else:
+                    error = ""
                 row = score(talk.name, talk.truth, cuts)
-                row.detectors = detectors
+                row.detectors, row.error = detectors, error
                 row.seconds = time.perf_counter() - t0
                 row.room, row.style = talk.room.label, talk.style
                 if keep is not None:
