@@ -156,7 +156,7 @@ def _grow(levels: np.ndarray, edge: int, limit: int, step: int, threshold: float
 # Spectral edge refinement: 10 ms hops of 25 ms frames; a frame is speech when its bands
 # stand this many dB (mean over bands) over the loud tenth of the pause's own noise per band.
 _SPEC_HOP, _SPEC_WIN = 160, 400
-SPEC_EXCESS_DB = 0.3
+SPEC_EXCESS_DB = 0.15
 SPEC_REACH = 0.4  # seconds an edge may move out over the spectrum
 _SPEC_NOISE = 0.5  # seconds of pause read for its noise profile, at most
 _SPEC_DIP = 6  # hops of quiet crossed inside a soft onset or release

@@ -245,16 +245,28 @@ def add_restarts(
     """
     takes = ("false_start", "repeated_take")
     out = list(findings)
-    for r in restarts:
-        span = r.end - r.start
-        hit = next((k for k, f in enumerate(out)
-                    if f.kind in takes and f.start < r.end and r.start < f.end), None)
-        if hit is not None:
+    used: set[int] = set()
+    for k, f in enumerate(out):
+        if f.kind not in takes:
+            continue
+        over = [i for i, r in enumerate(restarts) if f.start < r.end and r.start < f.end]
+        if not over:
+            continue
+        used.update(over)
+        last = restarts[over[-1]]
+        if f.end > last.retake:
+            # Word times run into the retake the audio hears (a folded or late transcript,
+            # or one phrase said three times): the audio's take is the one to cut.
+            out[k] = replace(f, start=last.start, end=last.end, audio=True, flag=None,
+                             reason=_one_line(f"{_restart_reason(last)}; {f.reason}", f.kind))
+        else:
             # The words found it; the audio says where it really starts and stops.
-            f = out[hit]
-            if r.start < f.start or r.end > f.end:
-                out[hit] = replace(f, start=min(f.start, r.start), end=max(f.end, r.end),
-                                   audio=True)
+            first = restarts[over[0]]
+            out[k] = replace(f, start=min(f.start, first.start), end=max(f.end, last.end),
+                             audio=True)
+    for i, r in enumerate(restarts):
+        if i in used or any(f.kind in takes and f.start < r.end and r.start < f.end
+                            for f in out):
             continue
         mids = [(w.start + w.end) / 2 for w in words]
         inside = [i for i, m in enumerate(mids) if r.start - 0.05 <= m < r.retake]
@@ -262,9 +274,7 @@ def add_restarts(
         first, last = (inside[0], inside[-1]) if inside else (after, after - 1)
         if after >= len(words):
             continue  # nothing said after it: no retake to keep
-        reason = (f"the {span:.1f} s before a pause is heard again right after it (audio "
-                  f"similarity {r.similarity:.2f}): an abandoned take, then its retake")
-        found = TakeFinding(first, last, r.start, r.end, "false_start", reason,
+        found = TakeFinding(first, last, r.start, r.end, "false_start", _restart_reason(r),
                             confidence=0.8, audio=True)
         # The audio shows the abandoned take was said (the VAD heard it, and it is heard
         # again); Whisper is often unsure of exactly those words. What must be real is the
@@ -275,6 +285,11 @@ def add_restarts(
             continue
         out.append(found)
     return sorted(out, key=lambda f: (f.start, f.first_word))
+
+
+def _restart_reason(r: Any) -> str:
+    return (f"the {r.end - r.start:.1f} s before a pause is heard again right after it (audio "
+            f"similarity {r.similarity:.2f}): an abandoned take, then its retake")
 
 
 # ---------------------------------------------------------------- validation
