@@ -168,9 +168,27 @@ def test_publisher_reconnects_after_a_broken_connection(huey: RabbitHuey) -> Non
         pass
 
     job()
-    huey.storage._publisher.connection.close()  # as a broker restart would leave it
+    huey.storage._idle[0].connection.close()  # as a broker restart would leave it
     job()
     assert huey.pending_count() == 2
+
+
+def test_concurrent_enqueues_share_a_bounded_pool_of_connections(huey: RabbitHuey) -> None:
+    @huey.task()
+    def job(n: int) -> None:
+        pass
+
+    def send(k: int) -> None:
+        for n in range(25):
+            huey.enqueue(job.s(k * 100 + n))
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert huey.pending_count() == 300
+    assert 1 <= huey.storage._publishers == len(huey.storage._idle) <= 8
 
 
 def test_queue_declared_with_other_priority_is_refused_clearly(huey: RabbitHuey) -> None:

@@ -15,9 +15,10 @@
   URL in ``results=`` (percent-encode it if it carries its own ``&`` or ``#``).
 - Connections: pika connections are not thread-safe. Each consuming thread owns one
   connection and channel (prefetch 1, so a busy thread holds one message and the broker
-  hands the next one to whoever asks, highest priority first); publishing shares one
-  connection behind a lock, with publisher confirms (``enqueue`` returns once the broker
-  has the message) and one reconnect on a broken connection.
+  hands the next one to whoever asks, highest priority first). Publishing takes a
+  connection from a small pool (one thread at a time on each; up to 8, so concurrent
+  requests share the broker's disk syncs), with publisher confirms (``enqueue`` returns
+  once the broker has the persistent message) and one reconnect on a broken connection.
 - Heartbeats are off unless the URL sets ``heartbeat=``: a Huey worker runs its task on the
   thread that owns the connection, so it could not answer heartbeats during a long render,
   and the broker would drop it and hand the render to another worker mid-way. A killed
@@ -34,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
@@ -92,7 +93,6 @@ class _Consumer:
 class _Publisher:
     connection: BlockingConnection
     channel: BlockingChannel
-    declared: set[str] = field(default_factory=set)
 
 
 class RabbitStorage(RedisStorage):
@@ -104,7 +104,7 @@ class RabbitStorage(RedisStorage):
     def __init__(self, name: str = "huey", amqp_url: str = "amqp://guest:guest@127.0.0.1/%2F",
                  results_url: str = "redis://127.0.0.1:6379/0",
                  max_priority: int = DEFAULT_MAX_PRIORITY, read_timeout: float = 1.0,
-                 **kwargs: Any) -> None:
+                 max_publishers: int = 8, **kwargs: Any) -> None:
         super().__init__(name=name, url=results_url, read_timeout=read_timeout, **kwargs)
         self.params = pika.URLParameters(amqp_url)
         if "heartbeat" not in dict(parse_qsl(urlparse(amqp_url).query)):
@@ -115,8 +115,11 @@ class RabbitStorage(RedisStorage):
         self.max_priority = max_priority
         self.read_timeout = read_timeout
         self._local = threading.local()
-        self._publish_lock = threading.Lock()
-        self._publisher: _Publisher | None = None
+        # Publishing connections, each used by one thread at a time.
+        self.max_publishers = max_publishers
+        self._pool = threading.Condition()
+        self._idle: list[_Publisher] = []
+        self._publishers = 0
 
     # -- connections -------------------------------------------------------------------
     def _connect(self) -> tuple[BlockingConnection, BlockingChannel]:
@@ -161,31 +164,55 @@ class RabbitStorage(RedisStorage):
         if state is not None:
             _close_quietly(state.connection)
 
-    def _publish_channel(self) -> BlockingChannel:
-        if self._publisher is None or not self._publisher.channel.is_open:
-            if self._publisher is not None:
-                _close_quietly(self._publisher.connection)
-            connection, channel = self._connect()
-            channel.confirm_delivery()
-            self._publisher = _Publisher(connection, channel)
-        return self._publisher.channel
+    def _new_publisher(self) -> _Publisher:
+        connection, channel = self._connect()
+        channel.confirm_delivery()
+        return _Publisher(connection, channel)
+
+    def _take_publisher(self) -> _Publisher:
+        """An idle publishing connection, a new one while under the cap, else wait for one."""
+        with self._pool:
+            while not self._idle and self._publishers >= self.max_publishers:
+                self._pool.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._publishers += 1
+        try:
+            return self._new_publisher()
+        except BaseException:
+            self._give_back(None)
+            raise
+
+    def _give_back(self, pub: _Publisher | None) -> None:
+        with self._pool:
+            if pub is not None and pub.channel.is_open:
+                self._idle.append(pub)
+            else:
+                self._publishers -= 1
+                if pub is not None:
+                    _close_quietly(pub.connection)
+            self._pool.notify()
 
     def _with_publisher(self, fn: Any) -> Any:
-        """Run ``fn(channel)`` on the shared connection; reconnect once if it broke."""
-        with self._publish_lock:
+        """Run ``fn(channel)`` on a pooled connection; reconnect once if it broke.
+
+        Each connection is used by one thread at a time (pika is not thread-safe); several
+        let concurrent requests share the broker's disk syncs of persistent messages.
+        """
+        pub: _Publisher | None = self._take_publisher()
+        try:
             try:
-                return fn(self._publish_channel())
+                return fn(pub.channel)
             except (AMQPError, OSError) as e:
                 # A dropped connection, a restarted broker or a deleted queue: a new
                 # connection (which declares the queue again) and one more try.
                 log.info("AMQP publish failed (%r); reconnecting once", e)
-                self._reset_publisher()
-                return fn(self._publish_channel())
-
-    def _reset_publisher(self) -> None:
-        if self._publisher is not None:
-            _close_quietly(self._publisher.connection)
-        self._publisher = None
+                _close_quietly(pub.connection)
+                pub = None
+                pub = self._new_publisher()
+                return fn(pub.channel)
+        finally:
+            self._give_back(pub)
 
     # -- the queue ---------------------------------------------------------------------
     def amqp_priority(self, priority: float | None) -> int:
@@ -283,8 +310,11 @@ class RabbitStorage(RedisStorage):
 
     def close(self) -> None:
         self._drop_consumer()
-        with self._publish_lock:
-            self._reset_publisher()
+        with self._pool:
+            idle, self._idle = self._idle, []
+            self._publishers -= len(idle)
+        for pub in idle:
+            _close_quietly(pub.connection)
         self.pool.disconnect()
 
 
