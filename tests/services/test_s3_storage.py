@@ -336,3 +336,30 @@ def test_whole_flow_on_s3_with_multipart_upload(s3_url: str, tmp_path: Path,
             assert r.status_code == 200 and r.json()["size"] == len(data)
     finally:
         srv.stop()
+
+
+def test_a_store_that_is_down_is_a_clear_503(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the client's fault and not a 500: the answer names the store and what failed."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    srv = start_server(tmp_path / "data", transcriber="none", multipart_threshold=MiB,
+                       storage_url=f"s3://sapari-down?endpoint={down}&path_style=1")
+    try:
+        with Client(srv.url, srv.token, progress=False) as client:
+            project = client.create_project("store-down")
+            small = client.presign(project.id, "a.mp4", 100)  # signing needs no store
+            assert small.upload_url.startswith(down)
+            with pytest.raises(SapariError) as e:
+                client.confirm(small.clip.id)
+            assert e.value.status == 503 and "storage is unavailable" in e.value.detail
+            assert down in e.value.detail
+            with pytest.raises(SapariError) as e:
+                client.presign(project.id, "big.mp4", 2 * MiB)  # starts a multipart upload
+            assert e.value.status == 503
+            # The clip it could not start is gone, with its reservation.
+            assert [c.filename for c in client.clips(project.id)] == ["a.mp4"]
+            assert client.me().used_bytes == 100
+    finally:
+        srv.stop()

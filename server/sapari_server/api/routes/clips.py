@@ -66,8 +66,16 @@ async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUse
     multipart = None
     if wants_multipart(rt, body.size, body.multipart):
         # Big files go in parts (resumable); the single PUT URL stays valid beside it.
-        upload_id = await call(lambda: rt.storage.create_multipart(
-            clip.object_key, content_type=body.content_type))
+        try:
+            upload_id = await call(lambda: rt.storage.create_multipart(
+                clip.object_key, content_type=body.content_type))
+        except HTTPException:
+            # The store is down: the clip it could not start goes, and so does its
+            # reservation (it holds no bytes), instead of blocking the quota for an hour.
+            clip.soft_delete()
+            clip.purged_at = utcnow()
+            await session.commit()
+            raise
         multipart = describe(rt, clip, upload_id)
     return PresignOut(clip=ClipOut.model_validate(clip), upload_url=url,
                       headers={"Content-Type": body.content_type},
