@@ -69,6 +69,14 @@ def _gap(request: pytest.FixtureRequest, name: str, figure: str) -> None:
 
 
 @pytest.mark.parametrize("name", TALKS)
+def test_the_edit_runs(rows: dict[str, Row], name: str) -> None:
+    r = rows[name]
+    assert not r.error, f"{name}: the edit failed: {r.error}"
+    assert "takes:heuristic" in r.detectors and "transcript:local" in r.detectors, (
+        f"{name}: the offline path did not run in full: {r.detectors}")
+
+
+@pytest.mark.parametrize("name", TALKS)
 def test_every_long_pause_is_cut(rows: dict[str, Row], name: str,
                                  request: pytest.FixtureRequest) -> None:
     _gap(request, name, "pauses")
