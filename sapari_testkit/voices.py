@@ -4,7 +4,7 @@ A talk is a script of pieces laid end to end at 16 kHz mono:
 
     script = [Say(a), Pause(1.2), FalseStart(b, 0.7), Pause(0.6), Say(b),
               Pause(1.5), Take(c), Pause(0.8), Say(c)]
-    talk = compose(script, room=Room("pink", hum_hz=50), seed=3)
+    talk = compose("demo", script, Room("pink", snr_db=25, hum_hz=50), seed=3)
     talk.samples, talk.truth
 
 - ``Say(u)``: the utterance ``u`` whole; an editor keeps it.
@@ -21,8 +21,9 @@ A talk is a script of pieces laid end to end at 16 kHz mono:
 The truth is measured on the clean sources, before any room noise is added:
 
 - ``kept_words``: word intervals of kept speech (word times of the source where it has them,
-  intersected with the voiced frames; else voiced islands, the source's own energy runs
-  with gaps under 0.1 s merged: about a word or a short phrase each);
+  intersected with the voiced frames; else voiced islands: runs of 10 ms frames above the
+  source's own floor, with hysteresis, gaps under 0.1 s merged, 20 ms added each side:
+  about a word or a short phrase each);
 - ``false_starts`` / ``takes``: voiced span of each abandoned piece (what must be cut), with
   ``removable`` the whole stretch between the kept speech around it (cutting any of that is
   right);
