@@ -22,7 +22,7 @@ from sapari_nb.errors import JobFailed, SapariError
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import need_service, start_server
+from ..conftest import need_service, new_user_client, start_server
 
 ALLOWED_HOST = "127.0.0.2"
 WAIT = 120.0
@@ -227,8 +227,8 @@ def test_a_name_resolving_to_loopback_fails_in_the_worker(
     ("/go/loopback", ["redirect", "127.0.0.1", "loopback"]),
     ("/go/metadata", ["redirect", "169.254.169.254", "metadata"]),
     ("/go/loop", ["more than 5"]),
-    ("/big-chunked", ["more than", "the limit of the largest upload accepted", "stopped"]),
-    ("/big-declared.mp4", ["larger than the largest upload accepted"]),
+    ("/big-chunked", ["sent more than the largest upload accepted (0.5 MiB)", "stopped"]),
+    ("/big-declared.mp4", ["is 4.7 MiB, larger than the largest upload accepted (0.5 MiB)"]),
     ("/page.html", ["text/html", "not a video or audio file"]),
     ("/disguised.mp4", ["text", "<html>", "not a video or audio file"]),
     ("/noise.mp4", ["not a video or audio file"]),
@@ -243,6 +243,25 @@ def test_worker_refusals(gc: Client, media_servers: dict[str, str], path: str,
         assert w in reason, (path, reason)
     # Loopback was never asked: the refused hop is checked before it is requested.
     assert all(not h.startswith("/talk") for h in _Media.hits[before:]), _Media.hits[before:]
+
+
+def test_quota_bounds_the_download(guarded: EmbeddedServer,
+                                   media_servers: dict[str, str]) -> None:
+    from sapari_server.db.models import User
+
+    with new_user_client(guarded, "import-small-quota") as c:
+        rt = guarded.app.state.runtime
+        with rt.sync_session() as s, s.begin():
+            user = s.get(User, c.me().id)
+            assert user is not None
+            user.quota_bytes = len(_Media.talk) // 2  # less than the file
+        # Declared too big: refused before a byte is read.
+        reason = _failure(c, media_servers["allowed"] + "/talk.mp4")
+        assert "larger than what is left of your quota" in reason, reason
+        # Not declared: counted while streaming and cut off at the quota.
+        reason = _failure(c, media_servers["allowed"] + "/big-chunked")
+        assert "sent more than what is left of your quota" in reason and "stopped" in reason
+        assert c.me().used_bytes == 0  # nothing stored, nothing counted
 
 
 def test_cancel_stops_the_download(gc: Client, media_servers: dict[str, str]) -> None:

@@ -103,7 +103,8 @@ def fetch_to_file(url: str, dest: Path, *, limit: int, limit_reason: str,
                   policy: ssrf.Policy, timeout: float = 30.0,
                   progress: Callable[[int, int | None], None] | None = None,
                   verify: ssl.SSLContext | bool = True) -> Fetched:
-    """Download ``url`` into ``dest``; at most ``limit`` bytes (``limit_reason`` says whose).
+    """Download ``url`` into ``dest``; at most ``limit`` bytes (``limit_reason`` names that
+    limit with its size, e.g. "the largest upload accepted (10.0 MiB)").
 
     Redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop vetted like the
     first. ``progress(bytes_so_far, total_or_None)`` is called now and then; it may raise to
@@ -157,8 +158,7 @@ def _save(r: httpx.Response, url: str, current: str, dest: Path, limit: int, lim
     declared = r.headers.get("content-length")
     total = int(declared) if declared and declared.isdigit() else None
     if total is not None and total > limit:
-        raise ImportRefused(f"{current} is {_mib(total)}, larger than {limit_reason} "
-                            f"({_mib(limit)})")
+        raise ImportRefused(f"{current} is {_mib(total)}, larger than {limit_reason}")
     size = 0
     head = b""
     checked = False
@@ -172,8 +172,8 @@ def _save(r: httpx.Response, url: str, current: str, dest: Path, limit: int, lim
                     sniffed, checked = _check_head(current, head), True
             size += len(chunk)
             if size > limit:
-                raise ImportRefused(f"{current} sent more than {_mib(limit)}, the limit of "
-                                    f"{limit_reason}: the download was stopped")
+                raise ImportRefused(f"{current} sent more than {limit_reason}: the download "
+                                    "was stopped")
             f.write(chunk)
             if progress is not None:
                 progress(size, total)

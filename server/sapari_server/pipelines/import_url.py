@@ -53,9 +53,10 @@ def import_url(ctx: JobContext) -> None:
     if room <= 0:
         raise JobFailure(f"your quota of {_mib(quota)} is used up: delete clips first")
     if room < settings.max_upload_bytes:
-        limit, whose = room, f"what is left of your quota of {_mib(quota)}"
+        limit, whose = room, f"what is left of your quota ({_mib(room)} of {_mib(quota)})"
     else:
-        limit, whose = settings.max_upload_bytes, "the largest upload accepted"
+        limit = settings.max_upload_bytes
+        whose = f"the largest upload accepted ({_mib(limit)})"
 
     def report(size: int, total: int | None) -> None:
         # Also where a cancel or a lost job stops the download (ctx.progress raises).
