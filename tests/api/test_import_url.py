@@ -208,19 +208,46 @@ def test_request_time_refusals(gc: Client, media_servers: dict[str, str]) -> Non
     assert len(gc.clips(project.id)) == before  # nothing was created
 
 
-def test_a_name_resolving_to_loopback_fails_in_the_worker(
-        gc: Client, media_servers: dict[str, str]) -> None:
+@pytest.mark.parametrize(("name", "answers", "words"), [
+    ("loop.test", ["127.0.0.1"], ["resolves to 127.0.0.1", "loopback"]),
+    ("meta.test", ["169.254.169.254"], ["metadata"]),
+    ("v6.test", ["::1"], ["resolves to ::1", "loopback"]),
+    # One public and one private answer: refused, or a retry could land on the private one.
+    ("mixed.test", ["93.184.216.34", "10.0.0.1"], ["10.0.0.1", "private"]),
+])
+def test_names_resolving_to_forbidden_addresses_fail_in_the_worker(
+        gc: Client, media_servers: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        name: str, answers: list[str], words: list[str]) -> None:
+    import socket
+
+    real = socket.getaddrinfo
+
+    def fake(host: str, port: object, *a: object, **k: object) -> list:  # type: ignore[type-arg]
+        if host == name:  # the embedded worker runs in this process: it sees this resolver
+            fam = {4: socket.AF_INET, 6: socket.AF_INET6}
+            return [(fam[6 if ":" in ip else 4], socket.SOCK_STREAM, 6, "",
+                     (ip, port) if ":" not in ip else (ip, port, 0, 0)) for ip in answers]
+        return real(host, port, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    before = len(_Media.hits)
+    reason = _failure(gc, f"http://{name}:{media_servers['allowed'].rsplit(':', 1)[1]}/talk.mp4")
+    for w in words:
+        assert w in reason, (name, reason)
+    assert len(_Media.hits) == before  # no request was sent anywhere
+
+
+def test_the_machines_own_name_is_refused(gc: Client, media_servers: dict[str, str]) -> None:
+    """No fake resolver: the host's own name (loopback in /etc/hosts here) is refused."""
     import socket
 
     host = socket.gethostname()
     addr = socket.getaddrinfo(host, 80)[0][4][0]
     if not addr.startswith("127."):
-        pytest.skip(f"{host} resolves to {addr}, not loopback, here")
+        pytest.skip(f"{host} resolves to {addr}, not loopback, on this machine")
     port = media_servers["loopback"].rsplit(":", 1)[1]
-    before = len(_Media.hits)
     reason = _failure(gc, f"http://{host}:{port}/talk.mp4")
     assert f"resolves to {addr}" in reason and "loopback" in reason
-    assert len(_Media.hits) == before  # no request reached the server
 
 
 @pytest.mark.parametrize(("path", "words"), [
