@@ -293,3 +293,14 @@ def test_stale_staged_uploads_are_swept(mp_server: EmbeddedServer) -> None:
     storage.create_multipart("users/x/projects/p/clips/d/source.mp4")
     assert not folder.exists()
     assert storage.pending_multipart("users/x/projects/p/clips/c/source.mp4") == []
+
+
+def test_a_single_part_upload_lands_whole(mp_client: Client, mp_server: EmbeddedServer,
+                                          tmp_path: Path) -> None:
+    src = _blob(tmp_path / "one.mp4", PART - 7, seed=7)
+    project = mp_client.create_project("multipart-one")
+    clip = mp_client.upload(project.id, src, multipart=True)
+    assert clip.status == "uploaded" and clip.size == PART - 7
+    key = next(p for p in mp_server.app.state.runtime.storage.root.rglob("source.mp4")
+               if clip.id in str(p))
+    assert key.read_bytes() == src.read_bytes()

@@ -211,10 +211,13 @@ class LocalStorage:
         dest = self.path(key)
         tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{time.monotonic_ns()}.part")
         try:
-            with _with_parent(tmp, lambda: open(tmp, "wb")) as out:
-                for f in files:
-                    with open(f, "rb") as src:
-                        shutil.copyfileobj(src, out, 1 << 22)
+            if len(files) == 1:  # one part is the object already: no copy
+                _with_parent(tmp, lambda: os.replace(files[0], tmp))
+            else:
+                with _with_parent(tmp, lambda: open(tmp, "wb")) as out:
+                    for f in files:
+                        with open(f, "rb") as src:
+                            shutil.copyfileobj(src, out, 1 << 22)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
