@@ -4,10 +4,19 @@ Run once (needs espeak-ng on PATH; the product itself does not):
 
     .venv/bin/python scripts/make_sample.py
 
-Writes sapari_nb/samples/talk.mp4 (H.264 CRF 30 + AAC 96k mono, 320x240 30 fps) and
-sapari_nb/samples/talk.json (the script, and where every phrase, pause and false start is).
-Each phrase is synthesized separately and trimmed of espeak's own padding, so the pause
-lengths written to the JSON are exact.
+Writes sapari_nb/samples/talk.mp4 (H.264 CRF 30 + AAC 96k mono, 320x240 30 fps, a keyframe
+every 2 s) and sapari_nb/samples/talk.json (the script, and where every phrase, pause and
+false start is). Each phrase is synthesized separately and trimmed of espeak's own padding, so
+the pause lengths written to the JSON are exact.
+
+    .venv/bin/python scripts/make_sample.py --video-only
+
+re-encodes only the picture track of the existing talk.mp4 (its AAC packets are copied as
+they are, so the sound and the JSON's times do not move); no espeak-ng needed.
+
+Keyframes every GOP frames (2 s), as cameras and OBS record: with x264's default (250 frames,
+8.3 s) every piece the editor keeps was shorter than a GOP, and the smart render of the
+sample could copy no whole group of pictures.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ RATE = 48_000
 FPS = 30
 WIDTH, HEIGHT = 320, 240
 GAP = 0.22  # ordinary breath between phrases: not a pause worth cutting
+GOP = 60  # frames between keyframes: 2 s, as cameras and OBS record
+X264 = {"crf": "30", "preset": "slow", "g": str(GOP)}
 
 # (text, pause after it in seconds, kind). kind "false_start" marks an abandoned phrase.
 SCRIPT: list[tuple[str, float, str]] = [
@@ -108,7 +119,7 @@ def encode(path: Path, audio: np.ndarray) -> float:
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
         vs = out.add_stream("libx264", rate=FPS)
         vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        vs.options = {"crf": "30", "preset": "slow"}
+        vs.options = dict(X264)
         vs.codec_context.time_base = Fraction(1, FPS)
         aus = out.add_stream("aac", rate=RATE, layout="mono")
         aus.bit_rate = 96_000
@@ -131,12 +142,55 @@ def encode(path: Path, audio: np.ndarray) -> float:
     return duration
 
 
+def reencode_video(mp4: Path) -> None:
+    """Re-encode the picture track of `mp4` with X264; copy its audio packets untouched."""
+    tmp = mp4.with_name(f".{mp4.name}.partial")
+    with av.open(str(mp4)) as src, av.open(
+        str(tmp), "w", format="mp4", options={"movflags": "+faststart"}
+    ) as out:
+        n_frames = src.streams.video[0].frames
+        a_in = src.streams.audio[0]
+        vs = out.add_stream("libx264", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        vs.options = dict(X264)
+        vs.codec_context.time_base = Fraction(1, FPS)
+        aus = out.add_stream_from_template(a_in)
+        audio = (p for p in src.demux(a_in) if p.size)
+        base = base_picture(WIDTH, HEIGHT)
+        pending = next(audio, None)
+        for i in range(n_frames):
+            # Audio up to this frame's time first, so the file interleaves as encode() writes.
+            while pending is not None and pending.pts * a_in.time_base <= Fraction(i + 1, FPS):
+                pending.stream = aus
+                out.mux(pending)
+                pending = next(audio, None)
+            vf = av.VideoFrame.from_ndarray(picture(WIDTH, HEIGHT, i, base), format="yuv420p")
+            vf.pts, vf.time_base = i, Fraction(1, FPS)
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+        while pending is not None:
+            pending.stream = aus
+            out.mux(pending)
+            pending = next(audio, None)
+    tmp.replace(mp4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "sapari_nb" / "samples")
     parser.add_argument("--voice", default="en-us")
     parser.add_argument("--speed", type=int, default=165, help="espeak-ng words per minute")
+    parser.add_argument(
+        "--video-only",
+        action="store_true",
+        help="re-encode only the picture track of the existing talk.mp4 (keeps its sound)",
+    )
     args = parser.parse_args()
+    if args.video_only:
+        mp4 = args.out / "talk.mp4"
+        reencode_video(mp4)
+        print(f"re-encoded the video of {mp4} ({mp4.stat().st_size / 1e3:.0f} kB)")
+        return
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is not installed: apt-get install -y espeak-ng")
 

@@ -209,3 +209,144 @@ def probe(path: str | Path) -> MediaInfo:
         ) from exc
     finally:
         container.close()
+
+
+# --------------------------------------------------------------------------- coding facts
+# What a re-encode needs to match its source: measured bitrates and the encoder's choices.
+# Read from the container's sample index (no decoding, no full demux for MP4/MOV).
+
+
+@dataclass(frozen=True)
+class VideoCoding:
+    codec: str
+    profile: str | None  # e.g. "High"
+    level: int | None  # level_idc, e.g. 31 for 3.1
+    pix_fmt: str
+    width: int
+    height: int
+    bit_rate: int | None  # measured average, bits per second
+    bits_per_pixel: float | None  # bits per pixel per frame
+    gop: int | None  # longest distance between keyframes, frames
+    b_frames: bool  # the stream reorders frames
+    x264: dict[str, str]  # the settings an x264 source wrote into its SEI ({} otherwise)
+
+    @property
+    def crf(self) -> float | None:
+        """The CRF an x264 source was encoded at, when it says so."""
+        if self.x264.get("rc") != "crf" or "crf" not in self.x264:
+            return None
+        try:
+            return float(self.x264["crf"])
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class AudioCoding:
+    codec: str
+    sample_rate: int
+    channels: int
+    bit_rate: int | None  # measured average, bits per second
+
+
+@dataclass(frozen=True)
+class Coding:
+    duration: float
+    video: VideoCoding | None
+    audio: AudioCoding | None
+
+
+def _track_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return _duration(container)
+
+
+def _measured_rate(
+    stream: av.stream.Stream, container: av.container.InputContainer
+) -> tuple[int | None, list[bool]]:
+    """Average bits per second of a track from its sample sizes, and its keyframe flags.
+
+    MP4/MOV carry a sample table (index entries), so this costs no reading of media; other
+    containers fall back to the bitrate the demuxer reports."""
+    entries = stream.index_entries
+    n = len(entries)
+    seconds = _track_seconds(stream, container)
+    if n and seconds > 0:
+        total = 0
+        keys: list[bool] = []
+        for i in range(n):
+            e = entries[i]
+            total += e.size
+            keys.append(bool(e.is_keyframe))
+        return round(total * 8 / seconds), keys
+    return (int(stream.bit_rate) or None) if stream.bit_rate else None, []
+
+
+def _x264_settings(container: av.container.InputContainer, stream: av.VideoStream) -> dict[str, str]:
+    """x264 writes its options as text in an SEI of the first picture: 'crf=23.0 keyint=60'."""
+    try:
+        container.seek(0, stream=stream)
+        for packet in container.demux(stream):
+            data = bytes(packet)
+            at = data.find(b"x264 - core")
+            if at < 0:
+                return {}
+            text = data[at : at + 4096].split(b"\x00", 1)[0].decode("ascii", "replace")
+            opts = text.split(" options: ", 1)[1] if " options: " in text else ""
+            return dict(kv.split("=", 1) for kv in opts.split() if "=" in kv)
+    except (av.error.FFmpegError, ValueError, IndexError):
+        pass
+    return {}
+
+
+def coding(path: str | Path) -> Coding:
+    """How ``path`` was encoded: bitrates measured from its samples, GOP, B-frames, profile.
+
+    A render re-encodes at these so its output lands in the source's size and quality class.
+    """
+    path = Path(path)
+    container = open_input(path)
+    try:
+        video = audio = None
+        if container.streams.video:
+            vs = container.streams.video[0]
+            cc = vs.codec_context
+            rate, keys = _measured_rate(vs, container)
+            gop = None
+            marks = [i for i, k in enumerate(keys) if k]
+            if marks:
+                ends = [*marks[1:], len(keys)]
+                gop = max(b - a for a, b in zip(marks, ends, strict=True))
+            fps = vs.average_rate or vs.guessed_rate
+            bpp = None
+            if rate and fps and cc.width and cc.height:
+                bpp = rate / (cc.width * cc.height * float(fps))
+            level = getattr(cc, "level", None)
+            video = VideoCoding(
+                codec=cc.name,
+                profile=cc.profile,
+                level=int(level) if level and level > 0 else None,
+                pix_fmt=cc.pix_fmt or "",
+                width=cc.width,
+                height=cc.height,
+                bit_rate=rate,
+                bits_per_pixel=bpp,
+                gop=gop,
+                b_frames=bool(getattr(cc, "has_b_frames", 0)),
+                x264=_x264_settings(container, vs) if cc.name == "h264" else {},
+            )
+        if container.streams.audio:
+            ast = container.streams.audio[0]
+            rate, _ = _measured_rate(ast, container)
+            a = ast.codec_context
+            audio = AudioCoding(a.name, a.sample_rate, a.channels, rate)
+        return Coding(_duration(container), video, audio)
+    except av.error.FFmpegError as exc:
+        raise MediaError(
+            f"{path.name} could not be read ({exc.strerror or exc}): the file looks "
+            f"corrupt; {ACCEPTED}",
+            path=str(path),
+        ) from exc
+    finally:
+        container.close()

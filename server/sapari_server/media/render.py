@@ -28,7 +28,9 @@ import av
 import av.error
 import numpy as np
 
+from .. import threads
 from .errors import MediaError
+from .probe import AudioCoding, Coding, VideoCoding, coding
 
 SEEK_GAP = Fraction(2)  # decode through gaps up to this long; seek past longer ones
 SEEK_PREROLL = Fraction(1, 10)  # land this far before a piece so the AAC decoder warms up
@@ -57,6 +59,10 @@ class RenderSettings:
     width: int | None = None  # None: first source's size (even-rounded)
     height: int | None = None
     fade: float = 0.005  # seconds of fade-out/in at each cut so no click is heard
+    # Re-encode no better than the source: the CRF is never below an x264 source's own, the
+    # video bitrate is capped (VBV) at the source's measured rate, and audio is encoded at the
+    # source's measured bitrate; so the output lands in the source's size class.
+    match_source: bool = True
     # "smart" stream-copies untouched GOPs and re-encodes only around cuts (see
     # smart_render); "auto" uses it whenever the sources and settings allow, else exact.
     mode: Literal["auto", "exact", "smart"] = "auto"
@@ -222,6 +228,10 @@ class _Cut:
     src_s0: int = 0  # source sample (at the output rate) the audio starts at
     fade_in: int = 0
     fade_out: int = 0
+    # A slice of a cut (render_audio's chunks) shapes its fades as the whole cut would:
+    # fade_off is where the slice starts inside the cut, fade_len the whole cut's length.
+    fade_off: int = 0
+    fade_len: int = 0
 
     @property
     def start(self) -> Fraction:
@@ -245,6 +255,7 @@ class _Plan:
     total_frames: int
     total_samples: int
     snapped: list[Piece] = field(default_factory=list)
+    coding: Coding | None = None  # how the first source was encoded (re-encodes match it)
 
 
 def _tracks(s: _Source) -> str:
@@ -257,11 +268,70 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
-def encoder_options(settings: RenderSettings) -> dict[str, str]:
-    """Quality (CRF) and speed for each video encoder the PyAV wheels carry."""
-    crf = str(settings.crf)
+# The VBV cap on a re-encode: the source's measured video bitrate (scaled by picture area)
+# times this headroom, over a buffer of VBV_SECONDS. A short re-encoded run starts with an
+# IDR picture the buffer's initial fill pays for; over a stretch the cap holds the average.
+VBV_HEADROOM = 1.0
+VBV_SECONDS = 2
+MIN_AUDIO_BITRATE = 24_000  # per channel: below this AAC/Opus speech turns metallic
+MAX_AUDIO_BITRATE = 320_000
+
+
+def matched_crf(settings: RenderSettings, source: VideoCoding | None) -> int:
+    """The CRF asked for, but never below an x264 source's own: a re-encode cannot add
+    quality, only bits."""
+    crf = settings.crf
+    if settings.match_source and source is not None and source.crf is not None:
+        crf = max(crf, math.ceil(source.crf - 1e-6))
+    return crf
+
+
+def vbv_kbps(
+    settings: RenderSettings,
+    source: VideoCoding | None,
+    width: int,
+    height: int,
+    headroom: float = VBV_HEADROOM,
+) -> int | None:
+    """The VBV max rate (kbit/s) that keeps a re-encode in the source's size class.
+
+    `headroom` allows for an encoder less efficient than the source's (ultrafast against a
+    medium-preset source needs about twice the bits for the same picture)."""
+    if not settings.match_source or source is None or not source.bit_rate:
+        return None
+    if not (source.width and source.height):
+        return None
+    scale = (width * height) / (source.width * source.height)
+    return max(16, round(source.bit_rate * scale * headroom / 1000))
+
+
+def encoder_options(
+    settings: RenderSettings,
+    source: VideoCoding | None = None,
+    width: int = 0,
+    height: int = 0,
+    fps: Fraction | None = None,
+) -> dict[str, str]:
+    """Quality (CRF) and speed for each video encoder the PyAV wheels carry, matched to the
+    source when ``settings.match_source``: CRF no lower than the source's, bitrate capped at
+    its measured rate (x264), keyframes as often as the source's (so an export can be
+    smart-rendered again)."""
+    crf = str(matched_crf(settings, source))
     if settings.video_codec in ("libx264", "libx265"):
-        return {"preset": settings.preset, "crf": crf}
+        opts = {"preset": settings.preset, "crf": crf}
+        params = []
+        cap = vbv_kbps(settings, source, width, height)
+        if cap is not None and settings.video_codec == "libx264":
+            params.append(f"vbv-maxrate={cap}:vbv-bufsize={cap * VBV_SECONDS}")
+        if settings.match_source and source is not None and source.gop and fps:
+            # Cameras and OBS key every 1-2 s; x264 alone keys every 250 frames.
+            gop = min(max(source.gop, 1), int(10 * fps))
+            params.append(f"keyint={gop}")
+        if params:
+            opts["x264-params" if settings.video_codec == "libx264" else "x265-params"] = ":".join(
+                params
+            )
+        return opts
     if settings.video_codec == "libvpx-vp9":
         # Constant quality needs b:v 0; cpu-used 5 with row threading keeps VP9 usable here.
         return {"crf": crf, "b:v": "0", "deadline": "good", "cpu-used": "5", "row-mt": "1"}
@@ -269,6 +339,16 @@ def encoder_options(settings: RenderSettings) -> dict[str, str]:
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its config banner otherwise
         return {"crf": crf, "preset": "8"}
     return {}
+
+
+def audio_bit_rate(settings: RenderSettings, source: AudioCoding | None) -> int:
+    """The source's measured audio bitrate (so the output is in its size class), else the
+    settings'."""
+    if not settings.match_source or source is None or not source.bit_rate:
+        return settings.audio_bitrate
+    channels = max(1, source.channels)
+    rate = round(source.bit_rate, -3)
+    return max(MIN_AUDIO_BITRATE * channels, min(MAX_AUDIO_BITRATE, rate))
 
 
 def output_size(width: int, height: int, settings: RenderSettings) -> tuple[int, int]:
@@ -374,6 +454,7 @@ def _plan(pieces: list[Piece], settings: RenderSettings) -> _Plan:
         total_frames=cuts[-1].v1 if first.has_video else 0,
         total_samples=cuts[-1].s1 if first.has_audio else 0,
         snapped=snapped,
+        coding=coding(first.path) if settings.match_source else None,
     )
 
 
@@ -400,7 +481,9 @@ def _groups(cuts: list[_Cut]) -> Iterator[list[list[_Cut]]]:
 
 
 class _Writer:
-    """Owns the output container; encodes frames and samples as they come."""
+    """Owns the output container: encodes video frames as they come (exact render) or muxes
+    copied/re-encoded packets (smart render); the audio track comes from render_audio's
+    worker threads, interleaved by time."""
 
     def __init__(
         self,
@@ -409,17 +492,18 @@ class _Writer:
         settings: RenderSettings,
         progress: Callable[[float], None] | None,
         video_stream: Callable[[av.container.OutputContainer], av.VideoStream] | None = None,
-        audio_options: dict[str, str] | None = None,
     ) -> None:
         """`video_stream`, when given, adds a stream-copy video track instead of the encoder
-        (smart render); its packets are muxed by the caller. `audio_options` are extra audio
-        encoder options (smart render asks for the fast AAC coder)."""
+        (smart render); its packets are muxed by the caller."""
+        from . import render_audio  # imports this module: late import avoids a cycle
+
         self.plan = plan
         options = {"movflags": "+faststart"} if settings.container in ("mp4", "mov") else {}
         self.out = av.open(str(path), "w", format=settings.container, options=options)
         self.v: av.VideoStream | None = None
         self.a: av.AudioStream | None = None
         self.v_encodes = video_stream is None
+        coding = plan.coding
         if plan.has_video and video_stream is not None:
             self.v = video_stream(self.out)
         elif plan.has_video:
@@ -427,24 +511,41 @@ class _Writer:
             v.width, v.height = plan.width, plan.height
             v.pix_fmt = "yuv420p"
             v.codec_context.time_base = 1 / plan.fps
-            v.options = encoder_options(settings)
+            v.options = encoder_options(
+                settings, coding.video if coding else None, plan.width, plan.height, plan.fps
+            )
+            if settings.video_codec in ("libx264", "libx265"):
+                # Frame threads on the job's share of the cores: x264's slice threads (PyAV's
+                # default) kept the exact render near one core.
+                v.codec_context.thread_type = "FRAME"
+                v.codec_context.thread_count = threads.render_threads()
             self.v = v
+        self.audio_config: render_audio.AudioConfig | None = None
         if plan.has_audio:
+            bit_rate = audio_bit_rate(settings, coding.audio if coding else None)
             a = self.out.add_stream(settings.audio_codec, rate=plan.sample_rate, layout=plan.layout)
-            a.bit_rate = settings.audio_bitrate
-            if audio_options:
-                a.options = dict(audio_options)
+            a.bit_rate = bit_rate
+            opts = render_audio.audio_options(settings.audio_codec)
+            if opts:
+                a.options = dict(opts)
             self.a = a
+            self.audio_config = render_audio.AudioConfig(
+                settings.audio_codec, plan.sample_rate, plan.layout, bit_rate, opts
+            )
         self.out.start_encoding()  # opens the encoders, so the AAC frame size is known
-        self.frame_size = (self.a.codec_context.frame_size or 1024) if self.a else 1024
-        self.channels = len(self.a.layout.channels) if self.a else 0
-        self.pending: list[np.ndarray] = []
-        self.pending_n = 0
+        self.track: render_audio.AudioTrack | None = None
+        if self.a is not None and self.audio_config is not None:
+            self.track = render_audio.AudioTrack(
+                plan, self.out, self.a, self.audio_config, threads.render_threads()
+            )
         self.frames = 0
-        self.samples = 0  # samples handed to the encoder (its pts)
-        self.samples_in = 0  # samples accepted from the cuts
         self.progress = progress
         self.last_progress = 0.0
+
+    @property
+    def samples(self) -> int:
+        """Audio samples in the output track so far."""
+        return self.track.samples if self.track is not None else 0
 
     # video
     def video(self, frame: av.VideoFrame, pts: int) -> None:
@@ -452,36 +553,15 @@ class _Writer:
         frame.pts = pts
         frame.time_base = 1 / self.plan.fps
         for pkt in self.v.encode(frame):
-            self.out.mux(pkt)
+            self.mux_video(pkt)
         self.frames += 1
         self._tick()
 
-    # audio
-    def audio(self, block: np.ndarray) -> None:
-        self.pending.append(block)
-        self.pending_n += block.shape[1]
-        self.samples_in += block.shape[1]
-        if self.pending_n >= self.frame_size:
-            data = np.concatenate(self.pending, axis=1)
-            n_full = data.shape[1] - data.shape[1] % self.frame_size
-            for i in range(0, n_full, self.frame_size):
-                self._encode_audio(data[:, i : i + self.frame_size])
-            rest = data[:, n_full:]
-            self.pending = [rest] if rest.shape[1] else []
-            self.pending_n = rest.shape[1]
-            self._tick()
-
-    def _encode_audio(self, data: np.ndarray) -> None:
-        assert self.a is not None
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(data, dtype=np.float32), format="fltp", layout=self.plan.layout
-        )
-        frame.sample_rate = self.plan.sample_rate
-        frame.pts = self.samples
-        frame.time_base = Fraction(1, self.plan.sample_rate)
-        for pkt in self.a.encode(frame):
-            self.out.mux(pkt)
-        self.samples += data.shape[1]
+    def mux_video(self, pkt: av.Packet) -> None:
+        """Mux a video packet after the audio that plays before it."""
+        if self.track is not None and pkt.dts is not None and pkt.time_base is not None:
+            self.track.mux_until(max(Fraction(0), pkt.dts * pkt.time_base))
+        self.out.mux(pkt)
 
     def _tick(self) -> None:
         if self.progress is None:
@@ -491,24 +571,30 @@ class _Writer:
             return
         self.last_progress = now
         p = self.plan
-        done = self.frames / p.total_frames if p.has_video else self.samples_in / p.total_samples
+        if p.has_video:
+            done = self.frames / p.total_frames
+        else:
+            done = self.samples / max(1, p.total_samples)
         self.progress(min(done, 1.0))
 
     def finish(self) -> None:
-        if self.a is not None:
-            if self.pending_n:
-                # The AAC encoder accepts one short last frame.
-                self._encode_audio(np.concatenate(self.pending, axis=1))
-                self.pending, self.pending_n = [], 0
-            for pkt in self.a.encode(None):
-                self.out.mux(pkt)
         if self.v is not None and self.v_encodes:
             for pkt in self.v.encode(None):
-                self.out.mux(pkt)
+                self.mux_video(pkt)
+        if self.track is not None:
+            if not self.plan.has_video:
+                # Audio only: mux chunk by chunk so progress moves.
+                while not self.track.done:
+                    self.track.mux_until(self.track.t + 1)
+                    self._tick()
+            self.track.mux_until(None)
+            self.track.close()
         self.out.close()
 
     def close(self) -> None:
         """Close after a failure; the half-written file is discarded anyway."""
+        if self.track is not None:
+            self.track.close()
         try:
             self.out.close()
         except (av.error.FFmpegError, OSError, ValueError):
@@ -527,20 +613,22 @@ class _SourceReader:
         plan: _Plan,
         writer: _Writer,
         with_video: bool = True,
+        with_audio: bool = True,
     ) -> None:
-        """`with_video=False` reads audio only, still timed against the video's start."""
+        """`with_video=False` reads audio only, still timed against the video's start;
+        `with_audio=False` reads video only."""
         self.c = container
         self.plan = plan
         self.w = writer
         video = container.streams.video[0] if plan.has_video else None
         self.vs = video if with_video else None
-        self.as_ = container.streams.audio[0] if plan.has_audio else None
+        self.as_ = container.streams.audio[0] if plan.has_audio and with_audio else None
         if self.vs is not None:
             self.vs.thread_type = "AUTO"  # frame threads: decode is the other half of the cost
         main = video if video is not None else self.as_
         assert main is not None
         start = main.start_time
-        if self.vs is None and (start is None or start < 0):
+        if video is None and (start is None or start < 0):
             start = 0  # audio priming before 0 is not part of the clip
         self.origin_pts = start or 0
         self.origin = self.origin_pts * main.time_base  # seconds where the file's 0 s is
@@ -722,14 +810,15 @@ class _SourceReader:
         cut = self.cuts[self.ai]
         length = cut.s1 - cut.s0
         n = block.shape[1]
-        i0 = self.written
-        if (cut.fade_in and i0 < cut.fade_in) or (cut.fade_out and i0 + n > length - cut.fade_out):
+        full = cut.fade_len or length
+        i0 = self.written + cut.fade_off
+        if (cut.fade_in and i0 < cut.fade_in) or (cut.fade_out and i0 + n > full - cut.fade_out):
             idx = np.arange(i0, i0 + n, dtype=np.float64) + 0.5
             gain = np.ones(n)
             if cut.fade_in:
                 gain = np.minimum(gain, idx / cut.fade_in)
             if cut.fade_out:
-                gain = np.minimum(gain, (length - idx) / cut.fade_out)
+                gain = np.minimum(gain, (full - idx) / cut.fade_out)
             block = block * gain.astype(np.float32)
         if n:
             self.w.audio(block)
@@ -782,7 +871,8 @@ def render(
             "(container, codecs, size)."
         ) from e
     try:
-        _decode_cuts(plan, writer)
+        if plan.has_video:  # the audio track is read and encoded by its own threads
+            _decode_cuts(plan, writer, with_audio=False)
         writer.finish()
     except BaseException:
         writer.close()
@@ -804,12 +894,15 @@ def render(
     )
 
 
-def _decode_cuts(plan: _Plan, writer: _Writer, with_video: bool = True) -> None:
-    """Decode every cut of the plan in order into `writer` (audio only: `with_video=False`)."""
+def _decode_cuts(
+    plan: _Plan, writer: _Writer, with_video: bool = True, with_audio: bool = True
+) -> None:
+    """Decode every cut of the plan in order into `writer` (audio only: `with_video=False`,
+    video only: `with_audio=False`)."""
     for group in _groups(plan.cuts):
         path = group[0][0].src.path
         with _open(path) as container:
-            reader = _SourceReader(container, plan, writer, with_video)
+            reader = _SourceReader(container, plan, writer, with_video, with_audio)
             for k, run in enumerate(group):
                 try:
                     # The first run reads from the file's start unless that is far away.

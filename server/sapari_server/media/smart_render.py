@@ -1,29 +1,35 @@
 """Smart render: stream-copy every untouched group of pictures, re-encode only around cuts.
 
 Same cut arithmetic as the exact renderer (``render._plan``): the same snapped pieces, the
-same output frame and sample positions, the same audio path (decoded, cut on the same
-timestamps with the same fades, re-encoded to AAC, with FFmpeg's fast AAC coder: see
-SMART_AAC_OPTIONS). Only video differs (re-encoded edges use SMART_PRESET):
+same output frame and sample positions, the same audio track (``render_audio``: decoded, cut
+on the same timestamps with the same fades, re-encoded in parallel chunks). Only video
+differs:
 
 * Each source's video packets are indexed once by demuxing without decoding (pts, dts,
-  keyframe flag). A *clean cut point* is an IDR keyframe that no packet crosses: every packet
-  before it in decode order shows an earlier frame and every packet after it a later one
-  (closed GOP, no leading pictures). A unit is the frames from one clean point to the next.
-* A piece [a, b) copies every whole unit inside it packet for packet, and re-encodes the
-  frames before the first copied unit (decoding from the clean point before a) and after the
-  last one. Adjacent re-encoded stretches, even across cuts, share one x264 session.
+  keyframe flag, size). A *clean cut point* is an IDR keyframe that no packet crosses: every
+  packet before it in decode order shows an earlier frame and every packet after it a later
+  one (closed GOP, no leading pictures). A *clean end* is any decode position q where the
+  packets before it show exactly the frames before it: after every anchor picture of a
+  B-pyramid, after every picture of a P-only stream.
+* A piece [a, b) re-encodes the frames before its first clean point c0 (decoding from the
+  clean point before a), copies packet for packet from c0 to the last clean end e <= b, and
+  re-encodes [e, b) (decoding from the last clean point). Copying up to a clean end, not only
+  whole GOPs, is what makes long-GOP sources copy at all: the bundled sample (x264's default
+  250-frame GOP, every kept piece shorter than that) used to copy 0 of 926 frames.
+  Adjacent re-encoded stretches, even across cuts, share one x264 session.
+* Re-encoded frames match the source's size class: CRF no lower than an x264 source's own,
+  VBV max rate at the source's measured bitrate (``render.vbv_kbps``), SMART_PRESET.
 * Parameter sets: in MP4 every sample of a track shares one avcC, so re-encoded frames must
   not reuse the source's SPS/PPS ids with different contents. x264 is told to number its
-  SPS/PPS with an id the source does not use (``sps-id``), and the output avcC carries both
+  SPS/PPS with an id the source does not use (``sps-id``), and to keep its headers
+  independent of content and rate control (``stitchable``); the output avcC carries both
   sets. Every slice names its own PPS, each re-encoded run starts with an IDR, so the stream
   is plain, standard H.264 ("avc1" with two parameter sets), no in-band switching needed.
 * Re-encoded frames use no B-frames (so their decode order is display order) and output dts
   is "decode position minus D", D being the deepest reordering of any source, which keeps dts
   increasing and never after pts across copy/re-encode joins.
-* Streaming: video packets go out as they are read, the audio is decoded, shaped and AAC
-  encoded by a worker thread (the exact renderer's reader, on the second core) and its
-  packets handed over in batches through a small bounded queue, so both tracks are
-  interleaved by time and memory stays flat.
+* Streaming: video packets go out as they are read; audio packets come from the audio
+  track's worker threads and are muxed before the video they play under.
 
 Anything the plan cannot honour exactly (variable frame rate, open GOPs, B-frames deeper than
 the index says, missing frames) raises SmartUnsupported before or during the render, and
@@ -33,8 +39,6 @@ the index says, missing frames) raises SmartUnsupported before or during the ren
 from __future__ import annotations
 
 import bisect
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -48,8 +52,6 @@ from av.codec.context import Flags
 from . import render as _r
 from .errors import MediaError
 
-AUDIO_QUEUE = 16  # packet batches in flight between the audio thread and the muxer
-AUDIO_BATCH = 16  # AAC packets per batch (~0.35 s at 48 kHz): fewer hand-overs, less GIL ping-pong
 H264_PROFILES = {66: "baseline", 77: "main", 100: "high"}  # profile_idc -> x264 profile
 SMART_PIX_FMTS = ("yuv420p", "yuvj420p")
 # The re-encoded runs are short (cut edges) and the source is already lossy: x264 ultrafast
@@ -57,10 +59,10 @@ SMART_PIX_FMTS = ("yuv420p", "yuvj420p")
 # (veryfast: same quality, 2.4x the encode time), and no slower preset than asked is used.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 SMART_PRESET = "ultrafast"
-# FFmpeg's AAC "twoloop" coder runs at ~28x realtime on one core: it alone would cap the
-# smart render there. The "fast" coder runs ~4.5x faster at similar bitrate (and higher
-# waveform SNR on speech), so the audio thread keeps up with the video.
-SMART_AAC_OPTIONS = {"aac_coder": "fast"}
+# ultrafast (no CABAC, no B-frames) needs about twice the bits of a medium-preset source for
+# the same picture: its VBV cap leaves that room, and still stops a CRF 20 re-encode of a
+# CRF 30 source from outgrowing it.
+SMART_VBV_HEADROOM = 2.0
 
 
 class SmartUnsupported(Exception):
@@ -267,6 +269,8 @@ class _Index:
     clean_pos: dict[int, int]  # clean frame index -> decode position
     n: int  # frames in the file
     delay: int  # deepest reordering: max(decode position - frame index)
+    ends: list[int]  # clean ends, ascending: q where decode positions [0, q) show frames [0, q)
+    sizes: np.ndarray  # per frame index: bytes of its packet
 
     def __post_init__(self) -> None:
         self.frame_list: list[int] = self.frame.tolist()  # plain ints: cheap per packet
@@ -285,14 +289,22 @@ class _Index:
         return self.clean[k] if k < len(self.clean) else self.n
 
     def pos(self, frame: int) -> int:
-        """Decode position of a clean point, or of the end of the file."""
-        return self.clean_pos[frame] if frame < self.n else len(self.dts)
+        """Decode position of a clean point or clean end (they coincide: the packets before
+        it are exactly the frames before it), or of the end of the file."""
+        return self.clean_pos.get(frame, frame) if frame < self.n else len(self.dts)
+
+    def last_end(self, frame: int) -> int:
+        """The last clean end at or before `frame`: a copy from a clean point may stop there
+        (every frame shown before it is decoded before it, none after it is)."""
+        k = bisect.bisect_right(self.ends, frame) - 1
+        return self.ends[k] if k >= 0 else 0
 
 
 def _index(path: Path, fps: Fraction) -> _Index:
     dts: list[int] = []
     frames: list[int] = []
     keys: list[int] = []  # decode positions of IDR keyframes
+    sizes: list[int] = []
     with _r._open(path) as c:
         vs = c.streams.video[0]
         tb = vs.time_base
@@ -312,6 +324,7 @@ def _index(path: Path, fps: Fraction) -> _Index:
                 keys.append(len(dts))
             dts.append(pkt.dts)
             frames.append(index)
+            sizes.append(pkt.size)
     frame = np.asarray(frames, np.int64)
     n = len(frame)
     if n == 0 or not np.array_equal(np.sort(frame), np.arange(n)):
@@ -328,7 +341,12 @@ def _index(path: Path, fps: Fraction) -> _Index:
             clean.append(k)
             clean_pos[k] = p
     delay = int(np.max(np.arange(n) - frame))
-    return _Index(path, np.asarray(dts, np.int64), frame, clean, clean_pos, n, max(delay, 0))
+    ends = (np.flatnonzero(before == np.arange(n)) + 1).tolist()
+    by_frame = np.zeros(n, np.int64)
+    by_frame[frame] = np.asarray(sizes, np.int64)
+    return _Index(
+        path, np.asarray(dts, np.int64), frame, clean, clean_pos, n, max(delay, 0), ends, by_frame
+    )
 
 
 # --------------------------------------------------------------------------- segments
@@ -343,6 +361,9 @@ class _Segment:
 
 
 def _segments(cuts: list[_r._Cut], indexes: dict[Path, _Index]) -> list[_Segment]:
+    """Each piece [a, b): re-encode up to its first clean point c0, copy from c0 to the last
+    clean end e <= b (whole GOPs, then the head of the last GOP up to a reference boundary),
+    re-encode [e, b). With long GOPs the copied head of the last GOP is most of the piece."""
     out: list[_Segment] = []
     for cut in cuts:
         ix = indexes[cut.src.path]
@@ -350,16 +371,16 @@ def _segments(cuts: list[_r._Cut], indexes: dict[Path, _Index]) -> list[_Segment
         if b > ix.n:
             raise SmartUnsupported(f"{ix.path.name} has fewer frames than its duration says")
         c0 = ix.unit_end(a)  # first clean point in the piece
-        k = bisect.bisect_right(ix.clean, b) - 1
-        c1 = b if b == ix.n else (ix.clean[k] if k >= 0 else 0)  # last unit end inside
-        if c1 <= c0:
+        if c0 >= b:
             out.append(_Segment(ix, False, a, b))
             continue
+        e = ix.last_end(b)  # >= c0: a clean point is a clean end
         if a < c0:
             out.append(_Segment(ix, False, a, c0))
-        out.append(_Segment(ix, True, c0, c1))
-        if c1 < b:
-            out.append(_Segment(ix, False, c1, b))
+        if e > c0:
+            out.append(_Segment(ix, True, c0, e))
+        if e < b:
+            out.append(_Segment(ix, False, e, b))
     return out
 
 
@@ -455,99 +476,6 @@ def _prepend(first: av.Packet, rest: Iterator[av.Packet]) -> Iterator[av.Packet]
     yield from rest
 
 
-# --------------------------------------------------------------------------- audio
-
-
-class _Stop(Exception):
-    """The muxer gave up; the audio thread unwinds quietly."""
-
-
-class _AudioFeed:
-    """Runs the exact renderer's audio reader *and the AAC encoder* in a worker thread (the
-    second core, while x264 and the muxer run here); encoded packets come out of `get`.
-
-    The PCM is cut, faded and framed exactly as ``render._Writer`` does it (full encoder
-    frames, one short last frame), so the samples and their pts are the exact path's.
-    """
-
-    def __init__(self, plan: _r._Plan, stream: av.AudioStream, frame_size: int) -> None:
-        self.plan = plan
-        self.stream = stream
-        self.frame_size = frame_size
-        self.channels = len(stream.layout.channels)  # read by _SourceReader
-        self.pending: list[np.ndarray] = []
-        self.pending_n = 0
-        self.samples = 0  # samples handed to the encoder (their pts)
-        self.out: list[av.Packet] = []  # encoded, not yet handed over
-        self.q: queue.Queue[list[av.Packet] | BaseException | None] = queue.Queue(AUDIO_QUEUE)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="smart-render-audio", daemon=True)
-        self.thread.start()
-
-    def audio(self, block: np.ndarray) -> None:  # the writer interface _SourceReader uses
-        self.pending.append(block)
-        self.pending_n += block.shape[1]
-        if self.pending_n >= self.frame_size:
-            data = np.concatenate(self.pending, axis=1)
-            n_full = data.shape[1] - data.shape[1] % self.frame_size
-            for i in range(0, n_full, self.frame_size):
-                self._encode(data[:, i : i + self.frame_size])
-            rest = data[:, n_full:]
-            self.pending = [rest] if rest.shape[1] else []
-            self.pending_n = rest.shape[1]
-
-    def _encode(self, data: np.ndarray | None) -> None:
-        frame = None
-        if data is not None:
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(data, dtype=np.float32), format="fltp", layout=self.plan.layout
-            )
-            frame.sample_rate = self.plan.sample_rate
-            frame.pts = self.samples
-            frame.time_base = Fraction(1, self.plan.sample_rate)
-            self.samples += data.shape[1]
-        self.out.extend(self.stream.encode(frame))
-        if len(self.out) >= AUDIO_BATCH or data is None:
-            self._put(self.out)
-            self.out = []
-
-    def _put(self, item: list[av.Packet] | BaseException | None) -> None:
-        while True:
-            if self.stop.is_set():
-                raise _Stop
-            try:
-                self.q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _run(self) -> None:
-        try:
-            _r._decode_cuts(self.plan, self, with_video=False)  # type: ignore[arg-type]
-            if self.pending_n:  # the AAC encoder accepts one short last frame
-                self._encode(np.concatenate(self.pending, axis=1))
-                self.pending, self.pending_n = [], 0
-            self._encode(None)
-            self._put(None)
-        except _Stop:
-            pass
-        except BaseException as e:  # handed to the muxer thread, which re-raises it
-            try:
-                self._put(e)
-            except _Stop:
-                pass
-
-    def get(self) -> list[av.Packet] | None:
-        item = self.q.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 # --------------------------------------------------------------------------- output
 
 
@@ -559,7 +487,7 @@ def _smart_preset(asked: str) -> str:
 
 
 class _SmartOut:
-    """Muxes copied and re-encoded video packets plus the AAC track, interleaved by time."""
+    """Muxes copied and re-encoded video packets plus the audio track, interleaved by time."""
 
     def __init__(
         self,
@@ -578,6 +506,7 @@ class _SmartOut:
         used = self.src_avcc.ids()
         self.sps_id = min(i for i in range(32) if i not in used)
         self.template = template
+        self.source = plan.coding.video if plan.coding is not None else None
         first = self._encoder()  # opened now: its parameter sets go into the header
         self.x264_ps = bytes(first.extradata or b"")
         self.pending_encoder: av.CodecContext | None = first
@@ -599,22 +528,13 @@ class _SmartOut:
             v.time_base = 1 / plan.fps
             return v
 
-        audio_options = SMART_AAC_OPTIONS if settings.audio_codec == "aac" else None
-        self.w = _r._Writer(
-            tmp, plan, settings, progress, video_stream=video_stream, audio_options=audio_options
-        )
+        self.w = _r._Writer(tmp, plan, settings, progress, video_stream=video_stream)
         assert self.w.v is not None
         self.v = self.w.v
         self.count = 0  # video packets muxed = frames, in decode order
         self.copied = 0
         self.encoded = 0
         self.enc: av.CodecContext | None = None
-        self.feed: _AudioFeed | None = None
-        if plan.has_audio:
-            assert self.w.a is not None
-            self.feed = _AudioFeed(plan, self.w.a, self.w.frame_size)
-        self.audio_done = self.feed is None
-        self.audio_t = Fraction(0)  # output time up to which audio packets are muxed
 
     def _encoder(self) -> av.CodecContext:
         src = self.template.codec_context
@@ -629,41 +549,28 @@ class _SmartOut:
         # Parameter sets in the header only (global header), numbered apart from the source's.
         cc.flags = cc.flags | Flags.global_header
         level = self.src_avcc.level
+        # stitchable: headers do not depend on the content or rate control, so every run's
+        # session writes the same SPS/PPS (the one avcC the track carries).
+        params = [f"sps-id={self.sps_id}", "bframes=0", "stitchable=1"]
+        cap = _r.vbv_kbps(self.settings, self.source, src.width, src.height, SMART_VBV_HEADROOM)
+        if cap is not None:
+            params.append(f"vbv-maxrate={cap}:vbv-bufsize={cap * _r.VBV_SECONDS}")
         cc.options = {
             "preset": _smart_preset(self.settings.preset),
-            "crf": str(self.settings.crf),
+            "crf": str(_r.matched_crf(self.settings, self.source)),
             "profile": H264_PROFILES[self.src_avcc.profile],
             "level": f"{level // 10}.{level % 10}",
-            "x264-params": f"sps-id={self.sps_id}:bframes=0",
+            "x264-params": ":".join(params),
         }
         cc.open()
         return cc
-
-    # -- audio interleaving
-    def _audio_until(self, frame: int | None) -> None:
-        """Mux audio packets up to output video frame `frame` (None: all of them)."""
-        # audio_t >= frame / fps, in integers: audio_t * fps.num >= frame * fps.den
-        want = None if frame is None else frame * self.fps.denominator
-        num = self.fps.numerator
-        while self.feed is not None and not self.audio_done:
-            if want is not None and self.audio_t * num >= want:
-                return
-            packets = self.feed.get()
-            if packets is None:
-                self.audio_done = True
-                self.w.samples = self.feed.samples
-                continue
-            for pkt in packets:
-                if pkt.pts is not None and pkt.time_base is not None:
-                    self.audio_t = max(self.audio_t, pkt.pts * pkt.time_base)
-                self.w.out.mux(pkt)
 
     def _mux(self, pkt: av.Packet, pts: int, copied: bool) -> None:
         dts = self.count - self.delay
         if dts > pts:
             raise SmartUnsupported("a source reorders frames deeper than its index showed")
-        if not self.audio_done:
-            self._audio_until(max(dts, 0))
+        if self.w.track is not None:
+            self.w.track.mux_until(max(dts, 0) / self.fps)
         pkt.stream = self.v
         pkt.time_base = 1 / self.fps
         pkt.pts, pkt.dts, pkt.duration = pts, dts, 1
@@ -712,16 +619,9 @@ class _SmartOut:
 
     def finish(self) -> None:
         self._end_encoder()
-        self._audio_until(None)
-        if self.feed is not None:
-            self.feed.close()
-        # Not w.finish(): the audio thread already flushed the AAC encoder, and the video
-        # track has no encoder of its own.
-        self.w.out.close()
+        self.w.finish()  # the rest of the audio; the video track has no encoder of its own
 
     def close(self) -> None:
-        if self.feed is not None:
-            self.feed.close()
         self.w.close()
 
 
