@@ -474,11 +474,15 @@ class Client:
         return self.set_edits_status(project_id, "accepted", only_status="proposed")
 
     def add_edit(self, project_id: str, clip_id: str, start: float, end: float,
-                 kind: str = "manual", reason: str = "", status: str = "accepted") -> EditOut:
-        return EditOut.model_validate(self._req(
-            "POST", f"/projects/{project_id}/edits",
-            json={"clip_id": clip_id, "start": start, "end": end, "kind": kind,
-                  "reason": reason, "status": status}))
+                 kind: str = "manual", reason: str = "", status: str = "accepted",
+                 snap: bool = False) -> EditOut:
+        """A manual cut; ``snap=True`` moves its edges out of speech, onto the audio."""
+        body: dict[str, Any] = {"clip_id": clip_id, "start": start, "end": end, "kind": kind,
+                                "reason": reason, "status": status}
+        if snap:
+            body["snap"] = True  # only sent when asked: older servers reject unknown fields
+        return EditOut.model_validate(self._req("POST", f"/projects/{project_id}/edits",
+                                                json=body))
 
     # -- export and download -------------------------------------------------------------
     def export(self, project_id: str, *, priority: str = "interactive",

@@ -236,6 +236,9 @@ class EditCreate(In):
     kind: str = Field(default="manual", max_length=32)
     reason: str = Field(default="", max_length=2000)
     status: EditStatus = "accepted"
+    snap: bool = Field(default=False, description=(
+        "move start and end out of speech, to where the audio says it stops and starts "
+        "(as analysis places its cuts); the clip must be processed"))
 
     @model_validator(mode="after")
     def _ordered(self) -> EditCreate:

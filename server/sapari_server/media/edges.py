@@ -302,3 +302,46 @@ def snap_cut(track: SpeechTrack, start: float, end: float, *, margin: float = MA
             a = max(a, e + margin)
     a, b = max(0.0, a), min(track.duration, b)
     return (a, b) if b - a >= 0.02 else None
+
+
+# A manual cut is snapped from the audio around each of its edges only (an hour-long clip
+# is not run through the VAD for one edit): this much either side of an edge.
+SNAP_WINDOW = 2.0
+
+
+def snap_edges(read: Callable[[float, float], np.ndarray], levels_db: np.ndarray, hop: float,
+               duration: float, start: float, end: float, *,
+               margin: float = MARGIN) -> tuple[float, float] | None:
+    """A manual cut [start, end) with both edges moved out of voiced stretches.
+
+    ``read(t0, t1)`` gives the clip's 16 kHz samples, ``levels_db`` its level track (one
+    value per ``hop`` s). Each edge is placed on a speech track built from the audio within
+    ``SNAP_WINDOW`` s of it (Silero VAD, levels, spectrum), as analysis places its cuts.
+    None when nothing is left to cut.
+    """
+    from .vad import speech_probabilities
+
+    def local(t: float) -> tuple[SpeechTrack, float]:
+        w0, w1 = max(0.0, t - SNAP_WINDOW), min(duration, t + SNAP_WINDOW)
+        i0, i1 = int(w0 / hop), min(levels_db.size, int(np.ceil(w1 / hop)))
+        w0 = i0 * hop
+        samples = read(w0, w1)
+        probs = speech_probabilities(samples) if samples.size else None
+        track = speech_track(np.asarray(levels_db[i0:i1], np.float32), hop, w1 - w0, probs)
+        return refine_on_spectrum(track, lambda a, b: read(a + w0, b + w0)), w0
+
+    a, b = max(0.0, start), min(duration, end)
+    if b - a <= 0:
+        return None
+    track_a, off_a = local(a)
+    placed = snap_cut(track_a, a - off_a, min(b, off_a + track_a.duration) - off_a,
+                      margin=margin)
+    if placed is None:
+        return None
+    new_a = placed[0] + off_a
+    track_b, off_b = local(b)
+    placed = snap_cut(track_b, max(new_a, off_b) - off_b, b - off_b, margin=margin)
+    if placed is None:
+        return None
+    new_b = placed[1] + off_b
+    return (round(new_a, 4), round(new_b, 4)) if new_b - new_a >= 0.02 else None

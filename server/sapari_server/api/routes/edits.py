@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import anyio
+import numpy as np
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
-from ...db.models import Clip, Edit, Project
+from ...db.models import Artifact, Clip, Edit, Project
 from ...events.log import record_event
+from ...media.edges import snap_edges
+from ...media.spectrum import wav_reader
+from ...media.vad import VadUnavailable
+from ...pipelines.cuts import usable_duration
+from ...storage.base import StorageError
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
 from ..schemas import BulkResult, EditCreate, EditOut, EditPatch, EditsBulkPatch, EditStatus
 
@@ -40,15 +47,53 @@ async def create_edit(project_id: str, body: EditCreate, user: CurrentUser,
         raise HTTPException(422, f"start {body.start} s is past the clip's end "
                                  f"({clip.duration:.3f} s)")
     end = min(body.end, clip.duration) if clip.duration is not None else body.end
+    start, meta = body.start, {}
+    if body.snap:
+        start, end = await _snapped(session, rt, clip, start, end)
+        meta = {"snapped": {"start": body.start, "end": body.end}}
     edit = Edit(user_id=user.id, project_id=project_id, clip_id=clip.id, kind=body.kind,
-                start=body.start, end=end, reason=body.reason, status=body.status,
-                source="manual")
+                start=start, end=end, reason=body.reason, status=body.status,
+                source="manual", meta=meta)
     session.add(edit)
     await session.flush()
     _changed(session, user.id, project_id, [edit.id])
     await session.commit()
     rt.bus.notify(user.id)
     return edit
+
+
+async def _snapped(session: SessionDep, rt: RuntimeDep, clip: Clip, start: float,
+                   end: float) -> tuple[float, float]:
+    """A manual cut's edges on the audio (``media.edges.snap_edges``), or a 4xx saying why not."""
+    arts = {a.kind: a for a in await session.scalars(select(Artifact).where(
+        Artifact.clip_id == clip.id, Artifact.is_deleted.is_(False),
+        Artifact.kind.in_(("levels", "audio"))))}
+    if clip.status != "ready" or "levels" not in arts or "audio" not in arts:
+        raise HTTPException(409, f"clip {clip.filename} has no processed audio yet, so the "
+                                 "cut cannot be snapped: wait for ClipReady, or add it "
+                                 "without snap")
+    storage = rt.storage
+    levels_key, wav_key = arts["levels"].object_key, arts["audio"].object_key
+    hop = float(arts["levels"].meta.get("hop", 0.01))
+    duration = usable_duration(clip)
+
+    def work() -> tuple[float, float] | None:
+        with storage.local_path(levels_key) as lp, storage.local_path(wav_key) as wp, \
+                wav_reader(wp) as read:
+            if read is None:
+                return None
+            return snap_edges(read, np.load(lp, mmap_mode="r"), hop, duration, start, end)
+
+    try:
+        placed = await anyio.to_thread.run_sync(work)
+    except (OSError, StorageError, VadUnavailable, ValueError) as exc:
+        raise HTTPException(409, f"the cut could not be snapped to the audio ({exc}); add it "
+                                 "without snap") from None
+    if placed is None:
+        raise HTTPException(422, f"{start:.3f}-{end:.3f} s lies inside continuous speech: "
+                                 "snapped to the audio nothing is left to cut; widen it or "
+                                 "add it without snap")
+    return placed
 
 
 @router.patch("/edits/{edit_id}", response_model=EditOut)
