@@ -28,12 +28,17 @@ class EventBus(Protocol):
 
 
 class LocalEventBus:
-    """In-process bus: worker threads wake asyncio waiters thread-safely."""
+    """In-process bus: worker threads wake asyncio waiters thread-safely.
+
+    A waiter is a future of its stream's event loop. A notify hands each loop its woken
+    futures in ONE thread-safe call: waking 500 streams of a user is one wake-up of the
+    loop, not 500 (each thread-safe call writes to the loop's self-pipe).
+    """
 
     def __init__(self, poll_interval: float = 1.0) -> None:
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._generations: dict[str, int] = {}
 
     def generation(self, user_id: str) -> int:
@@ -44,11 +49,7 @@ class LocalEventBus:
         with self._lock:
             self._generations[user_id] = self._generations.get(user_id, 0) + 1
             waiters = list(self._waiters.get(user_id, ()))
-        for loop, ev in waiters:
-            try:
-                loop.call_soon_threadsafe(ev.set)
-            except RuntimeError:  # the loop closed; its stream is gone
-                pass
+        self._wake(waiters)
 
     def notify_all(self) -> None:
         """Wake every stream: after news may have been missed (a bus reconnecting)."""
@@ -56,32 +57,46 @@ class LocalEventBus:
             for user_id in set(self._generations) | set(self._waiters):
                 self._generations[user_id] = self._generations.get(user_id, 0) + 1
             waiters = [w for ws in self._waiters.values() for w in ws]
-        for loop, ev in waiters:
+        self._wake(waiters)
+
+    @staticmethod
+    def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for loop, fut in waiters:
+            by_loop.setdefault(loop, []).append(fut)
+        for loop, futs in by_loop.items():
             try:
-                loop.call_soon_threadsafe(ev.set)
-            except RuntimeError:
+                loop.call_soon_threadsafe(_resolve, futs)
+            except RuntimeError:  # the loop closed; its streams are gone
                 pass
 
     async def wait(self, user_id: str, seen: int, timeout: float) -> bool:
-        ev = asyncio.Event()
-        entry = (asyncio.get_running_loop(), ev)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        entry = (loop, fut)
         with self._lock:
             # A notify between the caller's log read and now must not be slept through.
             if self._generations.get(user_id, 0) != seen:
                 return True
             self._waiters.setdefault(user_id, set()).add(entry)
+        # A timer, not asyncio.wait_for: no extra task per wait.
+        timer = loop.call_later(timeout, _resolve, [fut], False)
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            return bool(await fut)
         finally:
+            timer.cancel()
             with self._lock:
                 self._waiters.get(user_id, set()).discard(entry)
 
     def close(self) -> None:
         with self._lock:
             self._waiters.clear()
+
+
+def _resolve(futs: list[asyncio.Future], value: bool = True) -> None:
+    for fut in futs:
+        if not fut.done():
+            fut.set_result(value)
 
 
 def make_event_bus(events_url: str) -> EventBus:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from sqlalchemy import func, select
@@ -67,27 +69,82 @@ async def stream_events(
     )
 
 
+# A formatted event: (id, the SSE bytes).
+Batch = list[tuple[int, bytes]]
+
+
+@dataclass
+class _Read:
+    generation: int  # the user's bus generation read before this query started
+    result: asyncio.Future[Batch]
+
+
+class SharedReads:
+    """One log read serves every stream of a user that waits at the same point.
+
+    An event wakes all of a user's streams in this process at once (every tab, widget and
+    notebook of that user); each would read the same rows and format the same JSON. Streams
+    asking for the same (user, project filter, after id) share one query in flight, provided
+    it started after the bus generation the asker has seen: then it sees every commit the
+    asker was woken for, and joining it can never skip an event.
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[tuple[str, str | None, int], _Read] = {}
+
+    async def read(self, rt: RuntimeDep, user_id: str, project_id: str | None, last: int,
+                   seen: int) -> Batch:
+        key = (user_id, project_id, last)
+        entry = self._inflight.get(key)
+        if entry is None or entry.generation < seen:
+            entry = _Read(rt.bus.generation(user_id),
+                          asyncio.ensure_future(_read_log(rt, user_id, project_id, last)))
+            self._inflight[key] = entry
+
+            def forget(_: object, key: tuple[str, str | None, int] = key,
+                       entry: _Read = entry) -> None:
+                if self._inflight.get(key) is entry:
+                    del self._inflight[key]
+            entry.result.add_done_callback(forget)
+        # Shielded: one client going away must not cancel the read the others wait on (nor,
+        # on SQLite, the connection's close: aiosqlite's close task would be destroyed while
+        # pending); the read takes milliseconds.
+        return await asyncio.shield(entry.result)
+
+
+async def _read_log(rt: RuntimeDep, user_id: str, project_id: str | None, last: int) -> Batch:
+    q = select(Event).where(Event.user_id == user_id, Event.id > last)
+    if project_id is not None:
+        q = q.where(Event.project_id == project_id)
+    with anyio.CancelScope(shield=True):
+        async with rt.async_session() as s:
+            rows = list(await s.scalars(q.order_by(Event.id).limit(BATCH)))
+    return [(ev.id, format_sse_event(
+        data_str=EventOut.model_validate(ev, from_attributes=True).model_dump_json(),
+        event=ev.type, id=str(ev.id))) for ev in rows]
+
+
+def _shared_reads(app: FastAPI) -> SharedReads:
+    # Per app: its futures belong to the event loop that serves it.
+    reads = getattr(app.state, "sse_reads", None)
+    if reads is None:
+        reads = app.state.sse_reads = SharedReads()
+    return reads
+
+
 async def _events(request: Request, rt: RuntimeDep, user_id: str, project_id: str | None,
                   last: int) -> AsyncIterator[bytes]:
     keepalive = rt.settings.sse_keepalive
     quiet_since = time.monotonic()
+    reads = _shared_reads(request.app)
     # Tell the browser's EventSource how soon to reconnect.
     yield format_sse_event(comment="connected", retry=2000)
     while not await request.is_disconnected():
         seen = rt.bus.generation(user_id)
-        q = select(Event).where(Event.user_id == user_id, Event.id > last)
-        if project_id is not None:
-            q = q.where(Event.project_id == project_id)
-        # Shielded: a client that disconnects mid-query would otherwise cancel the
-        # connection's close, and aiosqlite's leftover close task is then destroyed while
-        # pending (a "Task was destroyed" warning); the read takes milliseconds.
-        with anyio.CancelScope(shield=True):
-            async with rt.async_session() as s:
-                rows = list(await s.scalars(q.order_by(Event.id).limit(BATCH)))
-        for ev in rows:
-            out = EventOut.model_validate(ev, from_attributes=True)
-            yield format_sse_event(data_str=out.model_dump_json(), event=ev.type, id=str(ev.id))
-            last = ev.id
+        rows = await reads.read(rt, user_id, project_id, last, seen)
+        for event_id, data in rows:
+            yield data
+            last = event_id
         if rows:
             quiet_since = time.monotonic()
             if len(rows) == BATCH:
