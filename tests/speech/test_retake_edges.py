@@ -148,3 +148,47 @@ def test_the_retake_first_word_is_not_clipped(tmp_path: Path, name: str, room: s
         assert not (c.start < case.retake - TOLERANCE < c.end < case.retake + 1.0), c
         assert c.end <= case.retake + TOLERANCE or c.start >= case.retake + 1.0, c
         assert c.start >= case.kept_end - TOLERANCE or c.end <= case.kept_end - 1.0, c
+
+
+# ------------------------------------------------ generated talks, the whole per-clip pipeline
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng")
+@pytest.mark.parametrize("voice,seed,noise", [("en-us", 1, None), ("en-gb", 2, -45.0),
+                                              ("en+f3", 3, -40.0)])
+def test_generated_retakes_keep_their_first_word(tmp_path: Path, voice: str, seed: int,
+                                                 noise: float | None) -> None:
+    """False start, pause, full retake; word times late as Whisper's after a pause."""
+    from dataclasses import replace as dc_replace
+
+    from sapari_testkit.speechgen import FalseStart, Pause, Sentence, generate_spoken_talk
+
+    from ._clip import analyze_clip
+
+    script = [Sentence("Welcome back to the channel."), Pause(0.7),
+              FalseStart("Printing in the"), Pause(0.6),
+              Sentence("Printing in the only sense with which we are concerned."), Pause(0.8),
+              FalseStart("What I want you to"), Pause(0.5),
+              Sentence("What I want you to take away is simple.")]
+    wav = tmp_path / "talk.wav"
+    truth = generate_spoken_talk(wav, script, voice=voice, seed=seed, noise_db=noise,
+                                 sample_rate=16000)
+    words = truth.words()
+    onsets = [a for a, _ in truth.sentences[1:]]
+    # Late the way Whisper is: each retake's first word starts LATE s after its onset, the
+    # false start's last word stretches up to it.
+    late = []
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if any(abs(w.start - t) < 1e-3 for t in onsets):
+            w = dc_replace(w, start=w.start + LATE, end=max(w.end, w.start + LATE + 0.1))
+        elif nxt is not None and any(abs(nxt.start - t) < 1e-3 for t in onsets):
+            w = dc_replace(w, end=nxt.start + LATE - 0.02)
+        late.append(w)
+    cuts = analyze_clip(wav, late)
+    for fs in truth.false_starts:  # the false starts go
+        assert any(c.start <= fs[0] + TOLERANCE and c.end >= fs[1] - TOLERANCE for c in cuts), (
+            fs, cuts)
+    for a, b in truth.sentences[1:]:
+        for c in cuts:  # no cut reaches into a kept sentence, its first word least of all
+            assert c.end <= a + TOLERANCE or c.start >= b - TOLERANCE, (c, (a, b))

@@ -1,0 +1,113 @@
+"""False starts found in noise and hum on real voices, by words and by the audio (issue 13).
+
+Talks composed from ``/work/shared/voices`` (LibriSpeech, CMU ARCTIC, LibriVox: CC BY 4.0 /
+BSD-style / public domain): sentences, and before some of them a false start (the
+sentence's own first 0.4-1.2 s, a little faster and quieter, as a person re-saying it),
+pauses of room tone, pink noise and 50 Hz hum over everything. Local Whisper, the VAD and
+the analysis pipeline's own per-clip steps; no key.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sapari_server.speech.restarts import find_restarts
+
+from ._clip import analyze_clip, local_words
+
+VOICES = Path(__file__).resolve().parents[2].parent / "shared" / "voices"
+RATE = 16_000
+FILES = ["09_librispeech-251-male-engineer.wav", "10_librispeech-251-male-poison.wav",
+         "11_librispeech-3536-female-door.wav", "12_arctic-aew-male-a0001.wav",
+         "13_arctic-aew-male-a0002.wav", "14_arctic-axb-female-a0004.wav"]
+
+pytestmark = pytest.mark.skipif(not VOICES.is_dir(), reason="needs ../shared/voices")
+
+
+def _read(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        res = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        x = np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(c.streams.audio[0])
+                            for o in res.resample(f)]).astype(np.float32)
+    blk = RATE // 100
+    n = x.size // blk
+    db = 20 * np.log10(np.sqrt((x[: n * blk].reshape(n, blk) ** 2).mean(1)) + 1e-9)
+    loud = np.flatnonzero(db > max(np.percentile(db, 5) + 20, db.max() - 45))
+    x = x[max(0, loud[0] * blk - 480): (loud[-1] + 1) * blk + 480]
+    return x * np.float32(0.1 / (np.sqrt((x ** 2).mean()) + 1e-9))
+
+
+def _stretch(x: np.ndarray, factor: float) -> np.ndarray:
+    """Resampled by ``factor`` (faster and a little higher: a person saying it again)."""
+    n = int(x.size / factor)
+    return np.interp(np.arange(n) * factor, np.arange(x.size), x).astype(np.float32)
+
+
+def _compose(tmp: Path, seed: int, room: str) -> tuple[Path, list, list]:
+    rng = np.random.default_rng(seed)
+    names = [FILES[i] for i in rng.permutation(len(FILES))[:4]]
+    parts: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.float32)]
+    kept, false_starts, pos = [], [], parts[0].size
+    for k, name in enumerate(names):
+        x = _read(VOICES / name)
+        if k % 2 == 1:
+            frag = _stretch(x[: int(rng.uniform(0.5, 1.2) * RATE)], rng.uniform(1.02, 1.05))
+            frag *= np.float32(10 ** (-rng.uniform(1, 3) / 20))
+            frag[-160:] *= np.linspace(1, 0, 160, dtype=np.float32)
+            false_starts.append((pos / RATE, (pos + frag.size) / RATE))
+            gap = np.zeros(int(rng.uniform(0.4, 0.8) * RATE), np.float32)
+            parts += [frag, gap]
+            pos += frag.size + gap.size
+        kept.append((pos / RATE, (pos + x.size) / RATE))
+        gap = np.zeros(int(rng.uniform(0.7, 1.2) * RATE), np.float32)
+        parts += [x, gap]
+        pos += x.size + gap.size
+    audio = np.concatenate(parts)
+    n = audio.size
+    pink = np.cumsum(rng.standard_normal(n)) * 0.02
+    pink -= np.convolve(pink, np.ones(400) / 400, mode="same")
+    audio += (pink * 10 ** (-48 / 20) / (np.std(pink) + 1e-12)).astype(np.float32)
+    if room == "hum":
+        t = np.arange(n) / RATE
+        audio += sum(10 ** (-40 / 20) / h * np.sin(2 * np.pi * 50 * h * t)
+                     for h in (1, 2, 3)).astype(np.float32)
+    wav = tmp / f"{room}{seed}.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return wav, kept, false_starts
+
+
+@pytest.mark.parametrize("room,seed", [("noise", 1), ("hum", 2), ("hum", 3)])
+def test_false_starts_in_noise_are_cut_and_nothing_kept_is(tmp_path: Path, room: str,
+                                                           seed: int) -> None:
+    wav, kept, false_starts = _compose(tmp_path, seed, room)
+    cuts = analyze_clip(wav, local_words(wav))
+    takes = [c for c in cuts if c.kind != "silence"]
+    for a, b in false_starts:
+        assert any(min(c.end, b) - max(c.start, a) >= 0.5 * (b - a) for c in takes), (
+            (a, b), [(c.kind, round(c.start, 2), round(c.end, 2)) for c in cuts])
+    for c in cuts:
+        for a, b in kept:
+            assert min(c.end, b) - max(c.start, a) <= 0.02, (c, (a, b))
+
+
+def test_one_voice_saying_other_words_is_not_a_restart() -> None:
+    """Sentences of one speaker, back to back with pauses: no restart is heard."""
+    xs = [_read(VOICES / f) for f in ("09_librispeech-251-male-engineer.wav",
+                                      "10_librispeech-251-male-poison.wav")]
+    gap = np.zeros(int(0.6 * RATE), np.float32)
+    audio = np.concatenate([gap, xs[0], gap, xs[1], gap, xs[0][: RATE // 2] * 0, gap])
+    runs, t = [], gap.size / RATE
+    for x in xs:
+        runs.append((t, t + x.size / RATE))
+        t += (x.size + gap.size) / RATE
+    assert find_restarts(runs, lambda a, b: audio[int(a * RATE):int(b * RATE)],
+                         audio.size / RATE) == []
