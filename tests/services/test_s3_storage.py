@@ -363,3 +363,18 @@ def test_a_store_that_is_down_is_a_clear_503(tmp_path: Path,
             assert client.me().used_bytes == 100
     finally:
         srv.stop()
+
+
+def test_signed_urls_name_the_public_endpoint(s3_url: str, moto_endpoint: str) -> None:
+    """The server talks to `endpoint`; people get URLs for `public_endpoint`."""
+    public = moto_endpoint.replace("127.0.0.1", "localhost")
+    storage = S3Storage(parse_s3_url(f"{s3_url}&public_endpoint={public}"))
+    key = "users/u/projects/p/clips/c/source.mp4"
+    put = storage.presign_put(key, max_size=3)
+    assert put.startswith(f"{public}/") and "127.0.0.1" not in put
+    assert httpx.put(put, content=b"abc").status_code == 200
+    assert storage.head(key) is not None  # through the private endpoint
+    get = storage.presign_get(key)
+    assert get.startswith(f"{public}/") and httpx.get(get).content == b"abc"
+    part = storage.presign_part(key, storage.create_multipart(key), 1, size=3)
+    assert part.startswith(f"{public}/")
