@@ -317,7 +317,6 @@ def test_whole_flow_on_s3_with_multipart_upload(s3_url: str, tmp_path: Path,
             clip = client.upload(project.id, big, resume=cid)
             assert sorted(seen) == [1, 3]
             assert clip.status == "uploaded" and clip.size == len(data)
-            key = f"users/{ticket.clip.id}"  # noqa: F841 (the key stays the server's)
             rt = srv.app.state.runtime
             keys = [o["Key"] for o in rt.storage.client.list_objects_v2(
                 Bucket=rt.storage.bucket)["Contents"]]
