@@ -228,3 +228,92 @@ def test_mail_on_postgresql(tmp_path: Path, inbox: Inbox) -> None:
                 assert [j.status for j in _mail_jobs(srv, failed)] == ["succeeded"]
         finally:
             srv.stop()
+
+
+# -- the SMTP client itself: STARTTLS, implicit TLS, login ---------------------------------
+
+
+def _cert(tmp: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "smtp-cert.pem", tmp / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_smtp_client_tls_and_login(tmp_path: Path, tls: str) -> None:
+    import smtplib
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from sapari_server.notify import smtp
+    from sapari_server.settings import Settings
+
+    pytest.importorskip("cryptography")
+    cert, key = _cert(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    def auth(server: Any, session: Any, envelope: Any, mechanism: str,
+             data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.login == b"mailer" \
+            and data.password == b"s3cret"
+        return AuthResult(success=ok)
+
+    box = Inbox(_free_port())
+    tls_kw: dict[str, Any] = ({"tls_context": server_ctx, "require_starttls": True}
+                              if tls == "starttls" else
+                              # aiosmtpd counts only STARTTLS as TLS for AUTH; this socket
+                              # is TLS from the first byte.
+                              {"ssl_context": server_ctx, "auth_require_tls": False})
+    ctl = Controller(box, hostname="127.0.0.1", port=box.port, authenticator=auth,
+                     auth_required=True, **tls_kw)
+    ctl.start()
+    try:
+        settings = Settings(data_dir=tmp_path / "d", smtp_host="127.0.0.1",
+                            smtp_port=box.port, smtp_tls=tls, smtp_username="mailer",
+                            smtp_password="s3cret", smtp_ca_file=str(cert),
+                            smtp_sender="sapari@test.example", smtp_timeout=3.0)
+        smtp.send(settings, smtp.build_message(settings, "tls@example.org", "hello", "body"))
+        [mail] = box.wait_for("tls@example.org", 1, timeout=10)
+        assert mail["Subject"] == "hello" and _body(mail).strip() == "body"
+        # A wrong password, an untrusted certificate, no TLS where it is required: errors
+        # smtplib/ssl raise (the send_email job turns them into its readable failure).
+        # (aiosmtpd answers a failed login unevenly: refusal or hang-up; either is an error)
+        with pytest.raises((smtplib.SMTPException, OSError)):
+            smtp.send(settings.model_copy(update={"smtp_password": "wrong"}),
+                      smtp.build_message(settings, "tls@example.org", "x", "x"))
+        with pytest.raises(ssl.SSLError):
+            smtp.send(settings.model_copy(update={"smtp_ca_file": ""}),
+                      smtp.build_message(settings, "tls@example.org", "x", "x"))
+        if tls == "starttls":
+            with pytest.raises(smtplib.SMTPException):
+                smtp.send(settings.model_copy(update={"smtp_tls": "none"}),
+                          smtp.build_message(settings, "tls@example.org", "x", "x"))
+        assert len(box.to("tls@example.org")) == 1
+    finally:
+        ctl.stop()

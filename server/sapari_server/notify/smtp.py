@@ -38,7 +38,7 @@ def build_message(settings: Settings, to: str, subject: str, body: str) -> Email
 def send(settings: Settings, msg: EmailMessage) -> None:
     """Deliver ``msg``; raises smtplib.SMTPException or OSError (refused, unreachable, TLS)."""
     host, port, timeout = settings.smtp_host, settings.smtp_port, settings.smtp_timeout
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
     smtp: smtplib.SMTP
     if settings.smtp_tls == "ssl":
         smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
