@@ -53,6 +53,10 @@ MIN_MATCH = 0.2  # seconds of the abandoned take that must match
 MIN_SIMILARITY = 0.88
 # A match shorter than this (a word or two) must be surer.
 SHORT_MATCH, SHORT_SIMILARITY = 0.4, 0.92
+# First look: the retake's first HEAD s, against every point of the stretch before the pause
+# (a straight line, no warping), must reach HEAD_SIMILARITY; the full alignment then starts
+# HEAD_REACH s before the best point.
+HEAD, HEAD_SIMILARITY, HEAD_REACH = 0.3, 0.7, 0.3
 # A pause this long inside a match separates the abandoned take from the phrase before it.
 PHRASE_PAUSE = 0.25
 
@@ -223,8 +227,30 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
     feats = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-6)
     nb = int(np.ceil((AFTER * (gap0 - t0) + SLACK_B) / hop_s))
     slack_a, slack_b = int(round(SLACK_A / hop_s)), int(round(SLACK_B / hop_s))
-    i0, rows, sim = align(feats[:ia], feats[ib : ib + nb], slack_a, slack_b,
-                          voiced[:ia], voiced[ib : ib + nb])
+    # Cheap first look: the retake's first HEAD s must be heard somewhere in the stretch
+    # before the pause (where the abandoned take began). Most pauses end here.
+    a, va = feats[:ia], voiced[:ia]
+    b, vb = feats[ib : ib + nb], voiced[ib : ib + nb]
+    lead = int(np.argmax(vb[: slack_b + 1])) if vb[: slack_b + 1].any() else 0
+    h = min(int(round(HEAD / hop_s)), b.shape[0] - lead, a.shape[0])
+    if h < 4:
+        return None
+    sim_head = a @ b[lead : lead + h].T  # (rows of a, h)
+    pairs = va[:, None] & vb[None, lead : lead + h]
+    n = a.shape[0] - h + 1
+    diag = np.zeros(n)
+    cnt = np.zeros(n)
+    for k in range(h):
+        diag += np.where(pairs[k : k + n, k], sim_head[k : k + n, k], 0.0)
+        cnt += pairs[k : k + n, k]
+    score = np.where(cnt >= h // 2, diag / np.maximum(cnt, 1), 0.0)
+    best = int(np.argmax(score))
+    if score[best] < HEAD_SIMILARITY:
+        return None
+    # The full alignment from a little before that point only.
+    off = max(0, best - int(round(HEAD_REACH / hop_s)))
+    i0, rows, sim = align(a[off:], b, slack_a, slack_b, va[off:], vb)
+    i0 += off
     matched = voiced[i0 : i0 + rows].sum() * hop_s
     if matched < MIN_MATCH or sim < MIN_SIMILARITY:
         return None
