@@ -8,7 +8,7 @@ truth JSON. ``bench/score_edits.py`` runs the engine on them and scores the cuts
 Two sets:
 
 - ``ci``: only ``../shared/voices`` (real recordings with transcripts and licences, allowed
-  in tests and CI): three talks, about a minute of audio. ``tests/speech/test_real_voices.py``
+  in tests and CI): four talks (read and spontaneous), about 85 s of audio. ``tests/speech/test_real_voices.py``
   uses it.
 - ``full``: ``ci`` plus talks from public repositories brought with the ``fetch`` tool into
   ``/work/.mirror``. Their files are read at run time from the snapshot with ``git cat-file``
@@ -134,6 +134,9 @@ def ci_talks() -> list[Talk]:
                               Pause(1.5), Take(a4), Pause(0.7), Say(a4), Pause(1.0),
                               FalseStart(a6, 1.2), Pause(0.6), Say(a6)],
                 Room(), seed=3),
+        # Spontaneous: the first four phrases of the AMI meeting, under 60 Hz hum.
+        _phrase_talk("ci-meeting", _ami_phrases()[:4], Room("pink", snr_db=28, hum_hz=60),
+                     seed=4),
     ]
 
 
@@ -232,13 +235,17 @@ def talk_arctic(room: Room | None = None, seed: int = 15, suffix: str = "") -> T
         seed=seed)
 
 
-def talk_ami(room: Room | None = None, seed: int = 16, suffix: str = "") -> Talk:
+def _ami_phrases() -> list[Utterance]:
+    """AMI 02's phrases: speech only inside its speaker turns, near the talker's level."""
     turns = _index()["02_ami-meeting-2spk-male.wav"]["speaker_turns"]
-    ph = phrases("ami02", VOICES / "02_ami-meeting-2spk-male.wav",
-                 speaker="AMI MEE009/MEE012 (M)", style="spontaneous",
-                 turns=[(float(s), float(e)) for s, e, _ in turns],  # type: ignore[union-attr]
-                 core_below_peak=15.0)
-    return _phrase_talk("ami-meeting" + suffix, ph, room or Room(), seed=seed)
+    return phrases("ami02", VOICES / "02_ami-meeting-2spk-male.wav",
+                   speaker="AMI MEE009/MEE012 (M)", style="spontaneous",
+                   turns=[(float(s), float(e)) for s, e, _ in turns],  # type: ignore[union-attr]
+                   core_below_peak=15.0)
+
+
+def talk_ami(room: Room | None = None, seed: int = 16, suffix: str = "") -> Talk:
+    return _phrase_talk("ami-meeting" + suffix, _ami_phrases(), room or Room(), seed=seed)
 
 
 def talk_jfk() -> Talk:

@@ -1,7 +1,8 @@
 """Edit quality on real voices: talks composed from ``../shared/voices``, the real engine, truth.
 
-Three talks (LibriVox, LibriSpeech and CMU ARCTIC readers; a room rumble, pink noise with
-50 Hz hum, a clean room) with false starts, whole abandoned takes and pauses of room tone
+Four talks (LibriVox, LibriSpeech and CMU ARCTIC readers, an AMI meeting; a room rumble,
+pink noise with 50 or 60 Hz hum, a clean room) with false starts, whole abandoned takes and
+pauses of room tone
 (``bench/voices_set.py``'s ``ci`` set) go through the path ``sapari-nb edit IN -o OUT --edits
 cuts.json`` takes with no API key (embedded server, local tiny.en, VAD, heuristic takes,
 render), and the applied cuts are scored against the truth (``bench/score_edits.py``).
@@ -36,18 +37,17 @@ pytestmark = pytest.mark.skipif(
     reason="needs ../shared/voices and the local extra (faster-whisper, tiny.en model)",
 )
 
-TALKS = ("ci-librivox", "ci-librispeech", "ci-arctic")
+TALKS = ("ci-librivox", "ci-librispeech", "ci-arctic", "ci-meeting")
 # (recording or "all", figure) -> what the engine measured when this was written. Each is a
 # strict xfail: reaching the figure fails the test until the entry is removed.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("ci-librispeech", "clipped"): "a pause cut ends 80 ms inside the retake 'I tell you' "
-                                   "(its quiet onset, ~30 dB under the peak)",
-    ("all", "fs_recall"): "4 of 7 abandoned pieces cut: tiny.en folds the false start before "
-                          "'I tell you'; ci-arctic's abandoned axb take and 1 s fragment are "
-                          "not cut",
+    ("all", "fs_recall"): "6 of 10 abandoned pieces cut: ci-arctic's abandoned ARCTIC axb take "
+                          "and its 1 s fragment, and two of ci-meeting's AMI fragments, are not "
+                          "cut",
 }
-# The false-start recall measured on this set (4/7 at f48e2e0): it must not get worse.
-FS_RECALL_FLOOR = 4 / 7
+# The false-start recall measured on this set (6/10, 06:05 UTC, with E2's media/edges.py and
+# speech/takes.py work in the tree): it must not get worse.
+FS_RECALL_FLOOR = 6 / 10
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_false_start_recall_target(rows: dict[str, Row],
                                    request: pytest.FixtureRequest) -> None:
     _gap(request, "all", "fs_recall")
     found, total, _, _ = _totals(rows)
-    assert total >= 7
+    assert total >= 10
     assert found / total >= 0.9, f"false starts found {found}/{total}"
 
 
