@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -110,6 +111,18 @@ def _slice_chunks(path: Path, offset: int, size: int,
             left -= len(data)
             sent(len(data))
             yield data
+
+
+# A part's ETag is the MD5 of its bytes on S3, R2 and the local store (not under SSE-KMS:
+# such ETags simply do not look like one, and those parts are trusted).
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def _slice_md5(path: Path, offset: int, size: int) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for data in _slice_chunks(path, offset, size, lambda n: None):
+        digest.update(data)
+    return digest.hexdigest()
 
 
 class UploadIncomplete(SapariError):
@@ -234,27 +247,35 @@ class Client:
 
     def put_parts(self, clip_id: str, path: Path, upload: MultipartOut,
                   progress: bool | None = None, *, label: str | None = None,
-                  ) -> list[dict[str, Any]]:
+                  verify: bool = False) -> list[dict[str, Any]]:
         """Send the parts the storage does not hold yet (all, on a fresh upload), several at
         once, each tried again on a dropped connection or a 5xx; returns every part with
-        its ETag, as confirm takes them. Raises UploadIncomplete naming the parts left."""
+        its ETag, as confirm takes them. Raises UploadIncomplete naming the parts left.
+
+        ``verify`` (resuming): a part the storage holds is sent again when its ETag is not
+        the MD5 of the file's slice, so a file changed since the first try is not spliced."""
         status = self.upload_parts(clip_id)
         if status.upload_id != upload.upload_id or status.part_count != upload.part_count:
             raise SapariError(409, f"clip {clip_id}'s upload is no longer {upload.upload_id}: "
                                    "presign again")
         size = path.stat().st_size
-        done = {u.part_number: u.etag for u in status.uploaded}
+        held = status.uploaded
+        if verify:
+            held = [u for u in held
+                    if not _MD5.fullmatch(u.etag)
+                    or _slice_md5(path, (u.part_number - 1) * upload.part_size, u.size) == u.etag]
+        done = {u.part_number: u.etag for u in held}
         show = self.progress if progress is None else progress
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {label or path.name}",
                    disable=not show, leave=False,
-                   initial=sum(u.size for u in status.uploaded))
+                   initial=sum(u.size for u in held))
         lock = threading.Lock()
 
         def sent(n: int) -> None:
             with lock:
                 bar.update(n)
 
-        todo = list(status.missing)
+        todo = [n for n in range(1, upload.part_count + 1) if n not in done]
         try:
             with ThreadPoolExecutor(PART_WORKERS, thread_name_prefix="sapari-part") as pool:
                 for i in range(0, len(todo), URL_BATCH):
@@ -379,7 +400,7 @@ class Client:
                                    f"{clip.declared_size}: resume with the same file")
         self._local_files[clip.id] = (project_id, p)
         status = self.upload_parts(clip.id)
-        parts = self.put_parts(clip.id, p, status, progress)
+        parts = self.put_parts(clip.id, p, status, progress, verify=True)
         return self.confirm(clip.id, priority=priority, upload_id=status.upload_id,
                             parts=parts)
 
