@@ -286,12 +286,16 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 # -- `sapari-nb db upgrade` (issue 15, deployment) ----------------------------------------
+_MIGRATION_LOCK = 0x5A9A4D  # pg_advisory_lock key: one schema upgrade at a time
+
+
 def _cmd_db(args: argparse.Namespace) -> int:
     """Bring SAPARI_DATABASE_URL to the newest schema: the fleet's one-shot before API starts."""
     from alembic.migration import MigrationContext
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError
+    from sqlalchemy.pool import NullPool
 
     from sapari_server.db.engine import sync_url
     from sapari_server.db.migrate import upgrade
@@ -305,21 +309,26 @@ def _cmd_db(args: argparse.Namespace) -> int:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite makes no folders
 
+    engine = create_engine(sync_url(url), poolclass=NullPool)
+
     def revision() -> str | None:
-        engine = create_engine(sync_url(url))
-        try:
-            with engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
-        finally:
-            engine.dispose()
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     try:
-        before = revision()
-        upgrade(url)
-        after = revision()
+        # Two upgrades at once (deploy hooks on several machines) would both run the same
+        # DDL and one would fail: on PostgreSQL they take turns under an advisory lock.
+        with engine.connect() as lock:
+            if lock.dialect.name == "postgresql":
+                lock.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            before = revision()
+            upgrade(url)
+            after = revision()
     except DBAPIError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise CliError(f"cannot upgrade the database {shown}: {reason}") from None
+    finally:
+        engine.dispose()  # closing the lock's connection releases the lock
     if before == after:
         print(f"database {shown} is at the newest schema ({after})")
     else:
