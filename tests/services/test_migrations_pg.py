@@ -144,6 +144,23 @@ def test_db_upgrade_on_an_empty_database() -> None:
         assert _db_upgrade(url).endswith(f"is at the newest schema ({head})")
 
 
+def test_db_upgrades_at_once_take_turns() -> None:
+    """Deploy hooks on several machines may run `db upgrade` together: one upgrades, the
+    others wait for it and find the newest schema (without the lock two of three failed on
+    duplicate DDL here)."""
+    head = _revisions()[-1]
+    with pg_database("sapari_mig_race") as url:
+        procs = [subprocess.Popen(cli("db", "upgrade"), cwd=ROOT,
+                                  env=service_env(database_url=url), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+        said = [o.strip() for o, _ in outs]
+        assert sum("upgraded from empty to" in o for o, _ in outs) == 1, said
+        assert sum(f"is at the newest schema ({head})" in o for o, _ in outs) == 2, said
+        _assert_schema_is_models(url)
+
+
 @pytest.mark.parametrize("base", _revisions()[:-1])
 def test_db_upgrade_keeps_every_row(base: str) -> None:
     from alembic import command
