@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, select
 
 from ... import keys
-from ...db.base import utcnow
+from ...db.base import new_id, utcnow
 from ...db.models import Artifact, Clip, Project, Transcript
 from ...events.log import record_event
 from ...lifecycle import cascade
@@ -53,12 +53,14 @@ async def presign_upload(project_id: str, body: PresignRequest, user: CurrentUse
                                  f"({_mib(used)} of {_mib(quota)} used): delete clips first")
     position = await session.scalar(select(func.count()).select_from(Clip).where(
         Clip.project_id == project.id, Clip.is_deleted.is_(False)))
-    clip = Clip(user_id=user.id, project_id=project.id, filename=body.filename,
+    # The id is made here, so the key is known at once: one INSERT at commit, no flush and
+    # UPDATE while the user's lock (on SQLite the database's write lock) is held.
+    clip_id = new_id("clp")
+    clip = Clip(id=clip_id, user_id=user.id, project_id=project.id, filename=body.filename,
                 content_type=body.content_type, declared_size=body.size,
-                position=int(position or 0), object_key="")
+                position=int(position or 0),
+                object_key=keys.clip_source(user.id, project.id, clip_id, body.filename))
     session.add(clip)
-    await session.flush()
-    clip.object_key = keys.clip_source(user.id, project.id, clip.id, body.filename)
     await session.commit()
     ttl = rt.settings.signed_url_ttl
     url = rt.storage.presign_put(clip.object_key, max_size=body.size,
