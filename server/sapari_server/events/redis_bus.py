@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,6 +34,11 @@ DEFAULT_CHANNEL = "sapari:events"
 CONNECTED_POLL = 5.0
 FALLBACK_POLL = 1.0
 _RETRY_MIN, _RETRY_MAX = 0.1, 2.0
+
+
+def _keepalive_options() -> dict[int, int]:
+    wanted = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+    return {getattr(socket, k): v for k, v in wanted.items() if hasattr(socket, k)}
 
 
 def split_events_url(url: str) -> tuple[str, str]:
@@ -77,10 +83,13 @@ class RedisEventBus:
     def _redis(self) -> redis.Redis:
         if self._client is None:
             # Short timeouts: a lost Redis must show up as an error the threads retry, never
-            # as a thread hung on a dead socket. The health check pings an idle subscription.
+            # as a thread hung on a dead socket. The health check pings an idle subscription;
+            # TCP keep-alives notice a peer that vanished without closing (within ~25 s;
+            # meanwhile streams still re-read the log every CONNECTED_POLL seconds).
             self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2.0,
                                                 socket_timeout=5.0, health_check_interval=10,
-                                                retry_on_timeout=False)
+                                                retry_on_timeout=False, socket_keepalive=True,
+                                                socket_keepalive_options=_keepalive_options())
         return self._client
 
     def _check_fork(self) -> None:
