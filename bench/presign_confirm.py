@@ -3,7 +3,8 @@
 Each client is its own user (a quota decision locks the user, as it must: one user's
 presigns queue behind each other by design) and loops: presign a small upload, PUT its
 bytes to the signed URL (not timed: that is the storage's speed), confirm. Prints p50/p99
-of presign, of confirm and of the two together, and the rounds per second.
+of presign, of confirm and of the two together (and of the untimed PUT, for reference),
+and the rounds per second.
 
 The server runs in a child process (the embedded default: SQLite, local folder storage,
 ``embedded_workers=0`` so processing does not compete with the API being measured); the
@@ -79,13 +80,14 @@ async def client(url: str, token: str, rounds: int, res: dict[str, list[float]])
             t3 = time.perf_counter()
             r.raise_for_status()
             assert r.json()["status"] == "uploaded", r.text
+            res["put"].append(t2 - t1)
             res["presign"].append(t1 - t0)
             res["confirm"].append(t3 - t2)
             res["both"].append((t1 - t0) + (t3 - t2))
 
 
 async def run(url: str, tokens: list[str], rounds: int) -> tuple[dict[str, list[float]], float]:
-    res: dict[str, list[float]] = {"presign": [], "confirm": [], "both": []}
+    res: dict[str, list[float]] = {"presign": [], "confirm": [], "both": [], "put": []}
     t0 = time.perf_counter()
     await asyncio.gather(*(client(url, t, rounds, res) for t in tokens))
     return res, time.perf_counter() - t0
@@ -138,7 +140,7 @@ def main() -> None:
     db = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
     print(f"{args.clients} concurrent clients x {args.rounds} rounds = {n} uploads "
           f"({db}, {where} storage), {n / wall:.0f} presign+confirm rounds/s")
-    for name in ("presign", "confirm", "both"):
+    for name in ("presign", "confirm", "both", "put"):
         v = res[name]
         print(f"{name:8s} p50 {1000 * statistics.median(v):7.1f} ms   "
               f"p99 {1000 * pct(v, 0.99):7.1f} ms   max {1000 * max(v):7.1f} ms")
