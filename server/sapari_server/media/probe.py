@@ -350,3 +350,36 @@ def coding(path: str | Path) -> Coding:
         ) from exc
     finally:
         container.close()
+
+
+def audio_rate_over(path: str | Path, ranges: list[tuple[float, float]]) -> int | None:
+    """Bits per second the source's audio spent on the given (start, end) seconds, from its
+    sample table; None when the container has none. Speech costs an AAC encoder far more
+    than the pauses an edit removes, so the kept parts run above the file's average."""
+    path = Path(path)
+    container = open_input(path)
+    try:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        entries = stream.index_entries
+        tb = stream.time_base
+        n = len(entries)
+        seconds = sum(max(0.0, b - a) for a, b in ranges)
+        if not n or tb is None or seconds <= 0:
+            return None
+        order = sorted(ranges)
+        total = 0
+        k = 0
+        for i in range(n):
+            e = entries[i]
+            t = float(e.timestamp * tb)
+            while k < len(order) and order[k][1] <= t:
+                k += 1
+            if k == len(order):
+                break
+            if order[k][0] <= t:
+                total += e.size
+        return round(total * 8 / seconds)
+    finally:
+        container.close()

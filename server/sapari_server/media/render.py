@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import threads
 from .errors import MediaError
-from .probe import AudioCoding, Coding, VideoCoding, coding
+from .probe import AudioCoding, Coding, VideoCoding, audio_rate_over, coding
 
 SEEK_GAP = Fraction(2)  # decode through gaps up to this long; seek past longer ones
 SEEK_PREROLL = Fraction(1, 10)  # land this far before a piece so the AAC decoder warms up
@@ -256,6 +256,7 @@ class _Plan:
     total_samples: int
     snapped: list[Piece] = field(default_factory=list)
     coding: Coding | None = None  # how the first source was encoded (re-encodes match it)
+    kept_audio_rate: int | None = None  # bit/s the first source's audio spent on the pieces
 
 
 def _tracks(s: _Source) -> str:
@@ -341,13 +342,24 @@ def encoder_options(
     return {}
 
 
-def audio_bit_rate(settings: RenderSettings, source: AudioCoding | None) -> int:
-    """The source's measured audio bitrate (so the output is in its size class), else the
-    settings'."""
+def audio_bit_rate(
+    settings: RenderSettings, source: AudioCoding | None, kept_rate: int | None = None
+) -> int:
+    """The source's average audio bitrate, so the output is in its size class; else the
+    settings'.
+
+    An edit removes pauses, which cost an AAC encoder almost nothing, so the kept parts are
+    denser than the file's average: the source spent `kept_rate` on them. An encoder asked
+    for N bit/s overshoots on such content by about the same factor, so it is asked for
+    average / (kept_rate / average), and the output lands at about the source's average
+    rate (what "source size x kept fraction" means) instead of above it."""
     if not settings.match_source or source is None or not source.bit_rate:
         return settings.audio_bitrate
     channels = max(1, source.channels)
-    rate = round(source.bit_rate, -3)
+    rate = source.bit_rate
+    if kept_rate and kept_rate > rate:
+        rate = rate * rate / kept_rate
+    rate = round(rate, -3)
     return max(MIN_AUDIO_BITRATE * channels, min(MAX_AUDIO_BITRATE, rate))
 
 
@@ -455,6 +467,11 @@ def _plan(pieces: list[Piece], settings: RenderSettings) -> _Plan:
         total_samples=cuts[-1].s1 if first.has_audio else 0,
         snapped=snapped,
         coding=coding(first.path) if settings.match_source else None,
+        kept_audio_rate=audio_rate_over(
+            first.path, [(float(c.start), float(c.end)) for c in cuts if c.src is first]
+        )
+        if settings.match_source and first.has_audio
+        else None,
     )
 
 
@@ -522,7 +539,9 @@ class _Writer:
             self.v = v
         self.audio_config: render_audio.AudioConfig | None = None
         if plan.has_audio:
-            bit_rate = audio_bit_rate(settings, coding.audio if coding else None)
+            bit_rate = audio_bit_rate(
+                settings, coding.audio if coding else None, plan.kept_audio_rate
+            )
             a = self.out.add_stream(settings.audio_codec, rate=plan.sample_rate, layout=plan.layout)
             a.bit_rate = bit_rate
             opts = render_audio.audio_options(settings.audio_codec)

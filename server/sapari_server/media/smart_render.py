@@ -63,6 +63,8 @@ SMART_PRESET = "ultrafast"
 # the same picture: its VBV cap leaves that room, and still stops a CRF 20 re-encode of a
 # CRF 30 source from outgrowing it.
 SMART_VBV_HEADROOM = 2.0
+# CABAC: ~10% fewer bits for the re-encoded runs at no measurable cost in encode time.
+SMART_X264_PARAMS: tuple[str, ...] = ("cabac=1",)
 
 
 class SmartUnsupported(Exception):
@@ -153,6 +155,23 @@ def _avcc_nal_types(data: bytes, length_size: int) -> Iterator[int]:
         size = int.from_bytes(data[pos : pos + length_size], "big")
         yield data[pos + length_size] & 0x1F
         pos += length_size + size
+
+
+def _disposable(data: bytes, length_size: int) -> bool:
+    """True when no picture refers to this one: every slice has nal_ref_idc 0 (the
+    non-reference B-frames of a pyramid). Decoding towards a cut can skip such pictures
+    when they show before it."""
+    pos = 0
+    slices = 0
+    while pos + length_size < len(data):
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        header = data[pos + length_size]
+        if header & 0x1F in (1, 5):
+            if header & 0x60:
+                return False
+            slices += 1
+        pos += length_size + size
+    return slices > 0
 
 
 def _to_avcc(data: bytes, length_size: int) -> bytes:
@@ -271,6 +290,7 @@ class _Index:
     delay: int  # deepest reordering: max(decode position - frame index)
     ends: list[int]  # clean ends, ascending: q where decode positions [0, q) show frames [0, q)
     sizes: np.ndarray  # per frame index: bytes of its packet
+    disposable: list[bool]  # per decode position: no picture refers to it
 
     def __post_init__(self) -> None:
         self.frame_list: list[int] = self.frame.tolist()  # plain ints: cheap per packet
@@ -305,6 +325,7 @@ def _index(path: Path, fps: Fraction) -> _Index:
     frames: list[int] = []
     keys: list[int] = []  # decode positions of IDR keyframes
     sizes: list[int] = []
+    disposable: list[bool] = []  # per decode position: a picture nothing refers to
     with _r._open(path) as c:
         vs = c.streams.video[0]
         tb = vs.time_base
@@ -320,8 +341,10 @@ def _index(path: Path, fps: Fraction) -> _Index:
             index = _r._nearest(exact)
             if abs(exact - index) > Fraction(1, 4):
                 raise SmartUnsupported(f"{path.name} has frames off the {float(fps):g} fps grid")
-            if pkt.is_keyframe and 5 in _avcc_nal_types(bytes(pkt), length_size):
+            data = bytes(pkt)
+            if pkt.is_keyframe and 5 in _avcc_nal_types(data, length_size):
                 keys.append(len(dts))
+            disposable.append(_disposable(data, length_size))
             dts.append(pkt.dts)
             frames.append(index)
             sizes.append(pkt.size)
@@ -345,7 +368,16 @@ def _index(path: Path, fps: Fraction) -> _Index:
     by_frame = np.zeros(n, np.int64)
     by_frame[frame] = np.asarray(sizes, np.int64)
     return _Index(
-        path, np.asarray(dts, np.int64), frame, clean, clean_pos, n, max(delay, 0), ends, by_frame
+        path,
+        np.asarray(dts, np.int64),
+        frame,
+        clean,
+        clean_pos,
+        n,
+        max(delay, 0),
+        ends,
+        by_frame,
+        disposable,
     )
 
 
@@ -459,8 +491,13 @@ class _PacketReader:
                 want += 1
                 yield k, f
 
+        frames = ix.frame_list
+        skip = ix.disposable
+        p0 = ix.pos(start)
         try:
-            for pkt in self.packets(ix.pos(start), ix.pos(end)):
+            for pos, pkt in enumerate(self.packets(p0, ix.pos(end)), p0):
+                if frames[pos] < lo and skip[pos]:
+                    continue  # shown before the run and no reference: never needed
                 yield from accept(cc.decode(pkt))
                 if want >= hi:
                     return
@@ -551,7 +588,7 @@ class _SmartOut:
         level = self.src_avcc.level
         # stitchable: headers do not depend on the content or rate control, so every run's
         # session writes the same SPS/PPS (the one avcC the track carries).
-        params = [f"sps-id={self.sps_id}", "bframes=0", "stitchable=1"]
+        params = [f"sps-id={self.sps_id}", "bframes=0", "stitchable=1", *SMART_X264_PARAMS]
         cap = _r.vbv_kbps(self.settings, self.source, src.width, src.height, SMART_VBV_HEADROOM)
         if cap is not None:
             params.append(f"vbv-maxrate={cap}:vbv-bufsize={cap * _r.VBV_SECONDS}")
