@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from sapari_nb import Client
-from sapari_nb.events import iter_events
+from sapari_nb.events import Event, iter_events
+from sapari_testkit.generate import TalkTruth
 
 from ..conftest import need_service
 from .fleet import ROOT, Api, RedisServer, pg_database, service_env
@@ -295,3 +296,40 @@ def test_redis_lost_and_back(fleet_env: Callable[..., dict[str, str]], pg: str,
             emitter.close()
         api.stop()
         redis_srv.kill()
+
+
+def test_events_of_a_worker_inside_api_2_reach_a_client_on_api_1(
+        fleet_env: Callable[..., dict[str, str]], pg: str, channel_url: str, tmp_path: Path,
+        talk: tuple[Path, TalkTruth]) -> None:
+    """The issue's case word for word: the job runs in the worker threads of API process 2
+    (it was submitted there); the client listens on API process 1 only."""
+    shared = tmp_path / "objects"  # both processes sign and serve the same local objects
+    env = fleet_env(events_url=channel_url, storage_url=f"file://{shared}",
+                    secret_key=secrets.token_urlsafe(32), transcriber="none",
+                    preview_artifacts="false")
+    api1 = Api("api-1", env, tmp_path / "api1", tmp_path / "api1.log").start()
+    api2 = Api("api-2", env, tmp_path / "api2", tmp_path / "api2.log", workers=1).start()
+    try:
+        api1.wait_ready()
+        api2.wait_ready()
+        _, token = new_account(pg, "two-apis")
+        heard: list[tuple[Event, float]] = []
+        with Client(api1.url, token, progress=False) as on1, \
+                Client(api2.url, token, progress=False) as on2:
+            project = on1.create_project("two apis")
+            stream = on1.stream(project.id, after=on1.cursor())
+            stream.on(lambda ev: heard.append((ev, time.time())))
+            clip = on2.upload(project.id, talk[0])
+            deadline = time.monotonic() + 120
+            while not any(ev.type in ("ClipReady", "ClipFailed") for ev, _ in heard):
+                assert time.monotonic() < deadline, f"no ClipReady on API 1\n{api2.tail()}"
+                time.sleep(0.05)
+            assert on1.clip(clip.id).status == "ready"
+        lat = [(t - ev.created_at.timestamp()) * 1000 for ev, t in heard
+               if ev.type in ("JobProgress", "ClipReady")]
+        print(f"\nworker in API 2 -> client on API 1: {len(lat)} events, {summary(lat)}")
+        assert len(lat) >= 3
+        assert statistics.median(lat) < LIMIT_MS, summary(lat)
+    finally:
+        api1.stop()
+        api2.stop()
