@@ -155,6 +155,7 @@ class RedisEventBus:
 
     def _publish_loop(self) -> None:
         delay = _RETRY_MIN
+        failing = False  # one warning per outage, not one per retry
         while True:
             with self._cond:
                 while not self._pending and not self._closed.is_set():
@@ -169,6 +170,9 @@ class RedisEventBus:
                     pipe.publish(self.channel, json.dumps({"o": self._origin, "u": user_id}))
                 pipe.execute()
                 delay = _RETRY_MIN
+                if failing:
+                    log.warning("events reach Redis again (%s)", self.channel)
+                    failing = False
             except (redis.RedisError, OSError) as e:
                 # Kept and sent once Redis is back: a stream then wakes late rather than
                 # waiting for its next poll. Meanwhile the log is polled anyway.
@@ -177,12 +181,16 @@ class RedisEventBus:
                 if self._closed.is_set():
                     log.info("events not published at close (%s); streams poll the log", e)
                     return
-                log.warning("cannot publish events to Redis (%s); retrying in %.1f s", e, delay)
+                if not failing:
+                    log.warning("cannot publish events to Redis (%s); streams find them by "
+                                "polling the log meanwhile; retrying", e)
+                    failing = True
                 self._closed.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX)
 
     def _listen_loop(self) -> None:
         delay = _RETRY_MIN
+        warned = False  # one warning per outage, not one per retry
         while not self._closed.is_set():
             pubsub = None
             try:
@@ -193,10 +201,10 @@ class RedisEventBus:
                     if msg is None:
                         continue
                     if msg["type"] == "subscribe":
-                        if not self._subscribed:
-                            log.info("event bus subscribed to Redis channel %s", self.channel)
+                        (log.warning if warned else log.info)(
+                            "event bus listening on Redis channel %s", self.channel)
                         self._subscribed = True
-                        delay = _RETRY_MIN
+                        delay, warned = _RETRY_MIN, False
                         # Whatever was published before this subscription was missed:
                         # every stream re-reads the log (and now waits the long interval).
                         self._local.notify_all()
@@ -205,12 +213,14 @@ class RedisEventBus:
             except (redis.RedisError, OSError, ValueError) as e:
                 if self._closed.is_set():
                     break
+                if not warned:
+                    log.warning("event bus cannot listen on Redis (%s); streams poll the log "
+                                "every %.1f s until it is back", e, self.fallback_poll)
+                    warned = True
                 if self._subscribed:
-                    log.warning("event bus lost Redis (%s); streams poll the log every %.1f s "
-                                "until it is back", e, self.fallback_poll)
-                self._subscribed = False
-                # Streams asleep on the long interval wake and go back to polling.
-                self._local.notify_all()
+                    self._subscribed = False
+                    # Streams asleep on the long interval wake and go back to polling.
+                    self._local.notify_all()
                 self._closed.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX)
             finally:
