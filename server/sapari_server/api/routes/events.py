@@ -101,10 +101,12 @@ class SharedReads:
                           asyncio.ensure_future(_read_log(rt, user_id, project_id, last)))
             self._inflight[key] = entry
 
-            def forget(_: object, key: tuple[str, str | None, int] = key,
+            def forget(fut: asyncio.Future[Batch], key: tuple[str, str | None, int] = key,
                        entry: _Read = entry) -> None:
                 if self._inflight.get(key) is entry:
                     del self._inflight[key]
+                if not fut.cancelled():
+                    fut.exception()  # its askers may all have gone: retrieved, not "never"
             entry.result.add_done_callback(forget)
         # Shielded: one client going away must not cancel the read the others wait on (nor,
         # on SQLite, the connection's close: aiosqlite's close task would be destroyed while
