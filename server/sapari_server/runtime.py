@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import threads
 from .db.engine import async_sessions, make_async_engine, make_sync_engine, sync_sessions
 from .events.bus import EventBus, make_event_bus
 from .queue.factory import make_queues
@@ -53,6 +54,9 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Every backend, with no tasks bound: entry points call ``queue.tasks.bind_tasks``."""
+    # Size native thread pools (Whisper, VAD, OpenMP, BLAS) to this process's cores and the
+    # jobs it runs at once, before any of them loads (threads.py).
+    threads.configure_environment(max(1, settings.embedded_workers))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_sync_engine(settings.resolved_database_url)
     rt = Runtime(

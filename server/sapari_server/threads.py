@@ -59,13 +59,14 @@ def per_job_threads(workers: int | None = None) -> int:
     return max(1, available_cores() // n)
 
 
-def whisper_threads(workers: int | None = None) -> tuple[int, int]:
+def whisper_threads() -> tuple[int, int]:
     """(cpu_threads, num_workers) for faster-whisper's CTranslate2 model.
 
-    One CTranslate2 worker per model: a transcription is one sequential decode, and
-    each extra worker holds another copy of the decoder state. Its intra-op threads are
-    the job's share of the cores."""
-    return per_job_threads(workers), 1
+    The model is loaded once per process and shared by every job; with one CTranslate2
+    worker, transcriptions that arrive together run one after the other instead of
+    splitting the cores (each extra worker would also hold another copy of the decoder
+    state). So the one worker gets every core the process has."""
+    return available_cores(), 1
 
 
 def vad_threads() -> tuple[int, int]:
@@ -76,9 +77,43 @@ def vad_threads() -> tuple[int, int]:
     return 1, 1
 
 
-def render_threads(workers: int | None = None) -> int:
-    """Threads for a render's audio encoders and x264 (the job's share of the cores)."""
-    return per_job_threads(workers)
+def render_threads() -> int:
+    """Threads for a render's audio encoders and x264: every core the process has. FFmpeg's
+    and x264's threads block when idle (no spinning), so two jobs at once share the cores
+    at little cost, while a lone render (the usual case) needs both to beat a plain
+    re-encode."""
+    return available_cores()
+
+
+def limit_blas(threads: int) -> bool:
+    """Cap numpy's OpenBLAS pool now (numpy is loaded before any setting is read, so the
+    environment variable comes too late for it). Returns whether a pool was found."""
+    import ctypes
+    import glob
+
+    try:
+        import numpy
+    except ImportError:
+        return False
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    for lib in glob.glob(str(libs / "libscipy_openblas*.so")) + glob.glob(
+        str(libs / "libopenblas*.so*")
+    ):
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for name in (
+            "scipy_openblas_set_num_threads64_",
+            "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn(ctypes.c_int(threads))
+                return True
+    return False
 
 
 def configure_environment(workers: int = 1) -> None:
@@ -94,3 +129,11 @@ def configure_environment(workers: int = 1) -> None:
     # pool steals the CPU from the other job's threads on a busy machine.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("KMP_BLOCKTIME", "0")
+    if "OPENBLAS_NUM_THREADS" not in _user_set:
+        limit_blas(int(os.environ["OPENBLAS_NUM_THREADS"]))
+
+
+# Thread variables the user exported before we set any: those are never overridden.
+_user_set = {
+    k for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+}

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import numpy as np
 
+from .. import threads
 from .errors import MediaError
 
 if TYPE_CHECKING:
@@ -68,8 +69,7 @@ def _session() -> Any:
     opts = ort.SessionOptions()
     # One thread each: the graph is small and sequential (an LSTM over windows), so more
     # threads only add synchronisation; the other core stays free for decoding.
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads.vad_threads()
     opts.log_severity_level = 4
     try:
         return ort.InferenceSession(

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .. import threads
 from .types import (
     SAMPLE_RATE,
     LegacyProgressFn,
@@ -49,7 +50,11 @@ def _load_model(model_dir: str, cpu_threads: int) -> Any:
 
             try:
                 model = WhisperModel(
-                    model_dir, device="cpu", compute_type="int8", cpu_threads=cpu_threads
+                    model_dir,
+                    device="cpu",
+                    compute_type="int8",
+                    cpu_threads=cpu_threads,
+                    num_workers=threads.whisper_threads()[1],
                 )
             except (RuntimeError, OSError, ValueError) as exc:
                 raise TranscriptionError(
@@ -73,7 +78,7 @@ class LocalTranscriber:
         *,
         language: str | None = None,
         beam_size: int = 1,
-        cpu_threads: int = 2,
+        cpu_threads: int | None = None,  # None: threads.whisper_threads()
         refine: bool = True,
     ) -> None:
         resolved = Path(model_dir) if model_dir else default_model_dir()
@@ -93,7 +98,7 @@ class LocalTranscriber:
         self.language = language
         # Greedy decoding: on 2 cores beam search costs ~2x for no gain in word timing.
         self.beam_size = beam_size
-        self.cpu_threads = cpu_threads
+        self.cpu_threads = cpu_threads or threads.whisper_threads()[0]
         self.refine = refine
 
     @property
@@ -197,6 +202,6 @@ class LocalTranscriber:
         return {"model_dir": str(self.model_dir), "beam_size": self.beam_size, "temperature": 0.0}
 
 
-def warm_up(model_dir: str | Path | None = None, cpu_threads: int = 2) -> None:
+def warm_up(model_dir: str | Path | None = None, cpu_threads: int | None = None) -> None:
     """Load the model now (e.g. at worker start) so the first clip does not pay for it."""
     LocalTranscriber(model_dir, cpu_threads=cpu_threads).model  # noqa: B018
