@@ -214,10 +214,18 @@ def test_api_restart_client_misses_nothing(fleet_env: Callable[..., dict[str, st
         seqs: list[int] = []
         statuses: list[str] = []
         total = 120
-        with Client(api.url, token, progress=False) as client:
-            stream = client.stream(project_id, after=client.cursor(),
+        waited: list[int] = []
+        with Client(api.url, token, progress=False) as client, \
+                Client(api.url, token, progress=False) as waiter:
+            cursor = client.cursor()
+            stream = client.stream(project_id, after=cursor,
                                    on_status=lambda s, _m: statuses.append(s))
             stream.on(lambda ev: seqs.append(ev.payload["seq"]))
+            # The blocking reader (Client.wait_for, behind wait_clip/wait_export) too.
+            waiting = threading.Thread(target=lambda: waiter.wait_for(
+                lambda ev: ev.payload.get("seq") == total - 1, project_id=project_id,
+                after=cursor, timeout=60, on_event=lambda ev: waited.append(ev.payload["seq"])))
+            waiting.start()
             deadline = time.monotonic() + 20
             while "connected" not in statuses:
                 assert time.monotonic() < deadline, "the stream never connected"
@@ -245,6 +253,8 @@ def test_api_restart_client_misses_nothing(fleet_env: Callable[..., dict[str, st
             assert down_at < total * 0.8, down_at
             assert "reconnecting" in statuses, statuses
             assert statuses[-1] == "connected", statuses
+            waiting.join(30)
+            assert waited == list(range(total)), f"wait_for: {len(waited)} of {total}"
     finally:
         if emitter is not None:
             emitter.close()
