@@ -30,6 +30,7 @@ from ..media.spectrum import wav_reader
 from ..queue.jobs import JobContext, JobFailure, fail_target
 from ..speech.factory import make_transcriber, transcriber_status
 from ..speech.restarts import find_restarts_in_wav
+from ..speech.second_pass import fill_gaps, local_listener
 from ..speech.takes import TakeDetectionError, add_restarts, make_take_detector
 from ..speech.types import Transcriber, TranscriptionError, Word
 from .cuts import Range, clean_cuts, keep_segments, usable_duration
@@ -186,7 +187,7 @@ class Takes(Step):
                 found[clip_id] = clip_takes(
                     detector, ws, pauses.get(clip_id, []), durations[clip_id],
                     ctx.inputs["silence"].padding, ctx.inputs.get("tracks", {}).get(clip_id),
-                    wavs.get(clip_id))
+                    wavs.get(clip_id), ctx.inputs.get("transcriber"))
             except TakeDetectionError as e:
                 raise JobFailure(f"take detection failed: {e}") from None
         return found
@@ -229,12 +230,19 @@ def clip_pauses(levels_db: np.ndarray, hop: float, duration: float, wav16k: Path
 
 def clip_takes(detector: Any, words: list[Word], pauses: list[Range], duration: float,
                padding: float, track: SpeechTrack | None,
-               wav16k: Path | None = None) -> list[Range]:
+               wav16k: Path | None = None, transcriber: Any = None) -> list[Range]:
     """Take cuts of one clip, placed on the audio. Raises TakeDetectionError.
 
-    With the speech track and the clip's 16 kHz WAV, restarts heard in the audio (the
-    phrase before a pause said again after it) join what the detector found in the words.
+    With the speech track and the clip's 16 kHz WAV, voiced stretches no word covers are
+    listened to again (``speech.second_pass``, local model only), and restarts heard in the
+    audio (the phrase before a pause said again after it) join what the detector found in
+    the words.
     """
+    listen = local_listener(transcriber) if transcriber is not None else None
+    if listen is not None and track is not None and wav16k is not None:
+        with wav_reader(wav16k) as read:
+            if read is not None:
+                words = fill_gaps(words, track.runs, duration, read, listen)
     # What the VAD heard as speech: everything between the pauses.
     voiced = keep_segments(duration, pauses)
     findings = detector.detect(words, pauses=[(p.start, p.end) for p in pauses], voiced=voiced)
