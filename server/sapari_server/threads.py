@@ -131,6 +131,29 @@ def configure_environment(workers: int = 1) -> None:
     os.environ.setdefault("KMP_BLOCKTIME", "0")
     if "OPENBLAS_NUM_THREADS" not in _user_set:
         limit_blas(int(os.environ["OPENBLAS_NUM_THREADS"]))
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas(MALLOC_ARENAS)
+
+
+# glibc gives every thread that allocates its own malloc arena, up to 8 per core; with
+# decoder, encoder, VAD and Whisper threads each arena keeps its freed blocks, and the
+# process's resident size grew by ~100 MB over a job for memory no one used.
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """mallopt(M_ARENA_MAX): applies to arenas created from now on (glibc only)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(ctypes.c_int(-8), ctypes.c_int(arenas)))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
 
 
 # Thread variables the user exported before we set any: those are never overridden.

