@@ -646,7 +646,7 @@ class Client:
                   on_event: Callable[[Event], None] | None = None) -> Event:
         show = self.progress if progress is None else progress
         with tqdm(total=100, desc=desc, disable=not show, leave=False,
-                  bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}]") as bar:
+                  bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}]{postfix}") as bar:
             def see(ev: Event) -> None:
                 if on_event is not None:
                     on_event(ev)
