@@ -29,6 +29,10 @@ from .types import Word
 # Whisper's own thresholds for "this window failed" (its temperature fallback uses them).
 NO_SPEECH_MAX = 0.6
 LOGPROB_MIN = -1.0
+# Where the audio itself hears the restart (the same sounds twice, speech to the VAD), the
+# retake's words need only not be a hallucination: tiny.en decodes real speech in noise at
+# -1.0 to -1.3, its text over tones and formant voices at -1.5 and below.
+RESTART_LOGPROB_MIN = -1.4
 COMPRESSION_MAX = 2.4
 # A word this unlikely is a guess; a finding whose words average below MEAN_PROB_MIN is too.
 # Low on purpose: Whisper gives the first word after a pause (exactly where false starts
@@ -55,11 +59,12 @@ class Verdict:
     why: str  # a readable sentence when not ok
 
 
-def word_doubt(w: Word, voiced: Sequence[tuple[float, float]] | None) -> str | None:
+def word_doubt(w: Word, voiced: Sequence[tuple[float, float]] | None,
+               logprob_min: float = LOGPROB_MIN) -> str | None:
     """Why this word may not have been said, or None when it looks real."""
     if w.no_speech_prob is not None and w.no_speech_prob > NO_SPEECH_MAX:
         return f"Whisper rated its segment {w.no_speech_prob:.2f} likely not speech"
-    if w.avg_logprob is not None and w.avg_logprob < LOGPROB_MIN:
+    if w.avg_logprob is not None and w.avg_logprob < logprob_min:
         return f"its segment decoded with low confidence (log-probability {w.avg_logprob:.2f})"
     if w.compression_ratio is not None and w.compression_ratio > COMPRESSION_MAX:
         return f"its segment is repetitive text (compression ratio {w.compression_ratio:.2f})"
@@ -80,12 +85,13 @@ def voiced_share(start: float, end: float, voiced: Sequence[tuple[float, float]]
 
 
 def words_real(
-    words: Sequence[Word], voiced: Sequence[tuple[float, float]] | None
+    words: Sequence[Word], voiced: Sequence[tuple[float, float]] | None,
+    logprob_min: float = LOGPROB_MIN,
 ) -> tuple[float, float, str | None]:
     """(share of real words, mean probability, first doubt) over ``words``."""
     if not words:
         return 1.0, 1.0, None
-    doubts = [word_doubt(w, voiced) for w in words]
+    doubts = [word_doubt(w, voiced, logprob_min) for w in words]
     real = sum(d is None for d in doubts) / len(words)
     mean_p = sum(w.probability for w in words) / len(words)
     first = next((f'"{w.word}": {d}' for w, d in zip(words, doubts, strict=True) if d), None)
@@ -100,6 +106,8 @@ def judge(
     end: float,
     confidence: float,
     voiced: Sequence[tuple[float, float]] | None,
+    *,
+    logprob_min: float = LOGPROB_MIN,
 ) -> tuple[Verdict, bool]:
     """(verdict, long) for a finding over words first..last (empty when last < first).
 
@@ -111,8 +119,8 @@ def judge(
         return Verdict(False, f"it would cut {length:.0f} s; a take is never over {MAX_TAKE:.0f} s"), True
     cut = list(words[first : last + 1])
     after = list(words[last + 1 : last + 1 + max(1, len(cut))])
-    real_cut, mean_cut, doubt_cut = words_real(cut, voiced)
-    real_after, _, doubt_after = words_real(after, voiced)
+    real_cut, mean_cut, doubt_cut = words_real(cut, voiced, logprob_min)
+    real_after, _, doubt_after = words_real(after, voiced, logprob_min)
     if real_cut < REAL_SHARE_MIN:
         return Verdict(False, f"its words may not have been said ({doubt_cut})"), False
     if cut and mean_cut < MEAN_PROB_MIN:

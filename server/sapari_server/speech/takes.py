@@ -24,7 +24,13 @@ from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
-from .evidence import LONG_CONFIDENCE, LONG_CONFIDENCE_MIN, LONG_TAKE, judge
+from .evidence import (
+    LONG_CONFIDENCE,
+    LONG_CONFIDENCE_MIN,
+    LONG_TAKE,
+    RESTART_LOGPROB_MIN,
+    judge,
+)
 from .types import Word
 
 if TYPE_CHECKING:
@@ -72,6 +78,9 @@ class TakeFinding:
     # True: start/end were heard in the audio (a restart, ``add_restarts``), not taken from
     # word times; the cut keeps them and ignores words that straddle them.
     audio: bool = False
+    # True: a guess from word timing alone (a retake Whisper folded); where the pipeline
+    # can listen (``add_restarts``), it is proposed only if the audio hears the restart.
+    audio_check: bool = False
 
     @property
     def has_words(self) -> bool:
@@ -237,7 +246,8 @@ def add_restarts(
     """Findings plus the restarts the audio shows (``speech.restarts``), sorted by start.
 
     A restart that a take finding overlaps widens it to the audio's edges (Whisper starts
-    words late after a pause, and ends them early or late). Any other becomes a false_start finding with the
+    words late after a pause, and ends them early or late). A finding guessed from word
+    timing alone (``audio_check``) that no restart confirms is dropped. Any other becomes a false_start finding with the
     audio's times, over the words said in it (or over none, when Whisper dropped or folded
     them); it is proposed only when its words and the words of the retake after it are
     real (``speech.evidence``), so text Whisper made up over tones or music never gains a
@@ -246,13 +256,18 @@ def add_restarts(
     takes = ("false_start", "repeated_take")
     out = list(findings)
     used: set[int] = set()
+    unheard: list[int] = []
     for k, f in enumerate(out):
         if f.kind not in takes:
             continue
         over = [i for i, r in enumerate(restarts) if f.start < r.end and r.start < f.end]
         if not over:
+            if f.audio_check:
+                log.info("dropped take finding %s: the audio hears no restart there", f)
+                unheard.append(k)
             continue
         used.update(over)
+        out[k] = f = replace(f, audio_check=False)
         last = restarts[over[-1]]
         if f.end > last.retake:
             # Word times run into the retake the audio hears (a folded or late transcript,
@@ -264,6 +279,7 @@ def add_restarts(
             first = restarts[over[0]]
             out[k] = replace(f, start=min(f.start, first.start), end=max(f.end, last.end),
                              audio=True)
+    out = [f for k, f in enumerate(out) if k not in unheard]
     for i, r in enumerate(restarts):
         if i in used or any(f.kind in takes and f.start < r.end and r.start < f.end
                             for f in out):
@@ -279,7 +295,8 @@ def add_restarts(
         # The audio shows the abandoned take was said (the VAD heard it, and it is heard
         # again); Whisper is often unsure of exactly those words. What must be real is the
         # retake that stays: its words are judged.
-        verdict, _ = judge(words, after, after - 1, r.start, r.end, found.confidence, voiced)
+        verdict, _ = judge(words, after, after - 1, r.start, r.end, found.confidence, voiced,
+                           logprob_min=RESTART_LOGPROB_MIN)
         if not verdict.ok:
             log.info("restart heard at %.2f-%.2f s not proposed: %s", r.start, r.end, verdict.why)
             continue
@@ -319,7 +336,8 @@ def _sanitize(words: Sequence[Word], f: Any, log: logging.Logger) -> TakeFinding
             if first < 0 or last >= n:
                 raise ValueError(f"words {first}..{last} are outside the transcript (0..{n - 1})")
             # Times come from the words, never from the backend.
-            return TakeFinding(first, last, words[first].start, words[last].end, kind, reason, conf)  # type: ignore[arg-type]
+            return TakeFinding(first, last, words[first].start, words[last].end, kind, reason,  # type: ignore[arg-type]
+                               conf, audio_check=getattr(f, "audio_check", False) is True)
         if last != first - 1 or not 0 <= first <= n:
             raise ValueError(f"word range {first}..{last} is reversed")
         start, end = float(f.start), float(f.end)
@@ -353,6 +371,7 @@ def _resolve_overlaps(found: list[TakeFinding], log: logging.Logger) -> list[Tak
                     end=max(cur.end, f.end),
                     reason=reason[:_MAX_REASON],
                     confidence=max(cur.confidence, f.confidence),
+                    audio_check=cur.audio_check and f.audio_check,
                 )
                 continue
             loser = f

@@ -25,7 +25,7 @@ complete sentence of content: a sentence repeated later as a summary is never a 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
 from .takes import (
@@ -135,10 +135,13 @@ class HeuristicTakeDetector:
             if (gap >= FOLD_PAUSE and length > plausible and toks[j]
                     and 2 <= abandoned <= self.restart_max_words):
                 said = " ".join(w.word.strip() for w in words[start:j])
-                out.append(_finding(
+                # A guess from timing alone: a natural pause inside a sentence looks the
+                # same. Where the pipeline listens, the audio must hear the restart.
+                out.append(replace(_finding(
                     words, start, j - 1, "false_start",
                     f'"{said}" stops at a {gap:.1f} s pause and "{word.word.strip()}" then '
-                    f"lasts {length:.1f} s: the retake was folded into it", 0.7))
+                    f"lasts {length:.1f} s: the retake was folded into it", 0.7),
+                    audio_check=True))
                 start = j
         return out
 
