@@ -65,6 +65,9 @@ def render_export(ctx: JobContext) -> None:
         audio_codec="aac" if container in ("mp4", "mov") else "libopus",
         mode=cfg.get("mode", "auto"), crf=cfg.get("crf", 20),
         preset=cfg.get("preset", "veryfast"), width=cfg.get("width"), height=cfg.get("height"),
+        # Re-encode in the source's size class (CRF no lower than its own, bitrates capped
+        # at its measured ones): the asked CRF is a floor on quality, not a bit budget.
+        match_source=cfg.get("match_source", True),
     )
     with ExitStack() as stack:
         work = stack.enter_context(ctx.scratch())
