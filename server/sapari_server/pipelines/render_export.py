@@ -96,6 +96,7 @@ def render_export(ctx: JobContext) -> None:
         exp.error = None
         exp.result = {"cuts": applied, "keep_segments": rendered, "mode": result.mode,
                       "mode_reason": result.mode_reason, "copied_frames": result.copied_frames,
+                      "encoded_frames": result.encoded_frames,
                       "video_frames": result.video_frames, "audio_samples": result.audio_samples}
         record_event(s, user_id=exp.user_id, project_id=exp.project_id, type="ExportComplete",
                      payload={"export_id": exp.id, "duration": result.duration,
