@@ -126,3 +126,88 @@ def test_a_cut_with_nothing_left_is_dropped() -> None:
     track = speech_track(_levels(4.0, voiced), HOP, 4.0, _probs(4.0, voiced))
     # Both edges flank kept words in the same stretch, no dip at all: nothing to cut safely.
     assert snap_cut(track, 1.0, 1.005) is None
+
+
+# ------------------------------------------------------------- on real audio: spectrum, snap
+
+RATE = 16_000
+
+
+def _pink(n: int, db: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    spec /= np.sqrt(np.maximum(np.arange(spec.size), 1))
+    x = np.fft.irfft(spec, n)
+    return (x * 10 ** (db / 20) / (np.std(x) + 1e-12)).astype(np.float32)
+
+
+def _levels_of(x: np.ndarray) -> np.ndarray:
+    n = x.size // 160
+    p = (x[: n * 160].astype(np.float64).reshape(n, 160) ** 2).mean(1)
+    return (10 * np.log10(p + 1e-12)).astype(np.float32)
+
+
+def test_a_soft_onset_under_pink_noise_is_found_on_the_spectrum() -> None:
+    from sapari_server.media.edges import refine_on_spectrum
+
+    # Pink room noise everywhere; a voiced sound (150 Hz harmonics up to 3 kHz) starts softly
+    # at 2.00 s, 2 dB under the noise's broadband level, and is loud from 2.20 s.
+    dur = 4.0
+    t = np.arange(int(dur * RATE)) / RATE
+    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20)).astype(np.float32)
+    env = np.where(t < 2.0, 0.0, np.where(t < 2.2, 10 ** (-50 / 20), 10 ** (-20 / 20)))
+    env = np.where(t > 3.5, 0.0, env)
+    x = _pink(t.size, -48.0) + (voice / np.std(voice) * env).astype(np.float32)
+    levels = _levels_of(x)
+    # The VAD flags it only once it is loud; the levels cannot see the soft part either.
+    track = speech_track(levels, HOP, dur, _probs(dur, [(2.22, 3.5)]))
+    assert track.runs[0][0] > 2.1
+    refined = refine_on_spectrum(track, lambda a, b: x[int(a * RATE):int(b * RATE)])
+    assert 1.95 <= refined.runs[0][0] <= 2.04, refined.runs
+    assert refined.runs[0][1] >= track.runs[0][1]
+    # Noise alone never grows a stretch: the same noise with no soft onset stays put.
+    y = x.copy()
+    y[int(1.5 * RATE):int(2.2 * RATE)] = _pink(int(0.7 * RATE), -48.0, seed=1)
+    plain = refine_on_spectrum(speech_track(_levels_of(y), HOP, dur, _probs(dur, [(2.22, 3.5)])),
+                               lambda a, b: y[int(a * RATE):int(b * RATE)])
+    assert plain.runs[0][0] >= 2.15, plain.runs
+
+
+def test_a_manual_cut_is_snapped_into_the_pause_around_it() -> None:
+    from pathlib import Path
+
+    import av
+
+    from sapari_server.media.edges import snap_edges
+
+    src = Path(__file__).resolve().parents[2].parent / "shared" / "voices"
+    f1, f2 = src / "09_librispeech-251-male-engineer.wav", src / "10_librispeech-251-male-poison.wav"
+    if not (f1.is_file() and f2.is_file()):
+        pytest.skip("needs ../shared/voices")
+
+    def read(p: Path) -> np.ndarray:
+        with av.open(str(p)) as c:
+            res = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+            return np.concatenate([o.to_ndarray().reshape(-1) for fr in c.decode(audio=0)
+                                   for o in res.resample(fr)]).astype(np.float32)
+
+    a, b = read(f1), read(f2)
+    gap = np.zeros(RATE, np.float32)
+    x = np.concatenate([a, gap, b])
+    x += _pink(x.size, -55.0)
+    lv = _levels_of(a)
+    on_a = np.flatnonzero(lv > lv.max() - 35)
+    end_a = (on_a[-1] + 1) * HOP  # the first recording's last loud hop
+    lv = _levels_of(b)
+    start_b = a.size / RATE + 1.0 + np.flatnonzero(lv > lv.max() - 35)[0] * HOP
+    levels = _levels_of(x)
+    dur = x.size / RATE
+    placed = snap_edges(lambda s, e: x[int(s * RATE):int(e * RATE)], levels, HOP, dur,
+                        end_a - 0.15, start_b + 0.15)
+    assert placed is not None
+    assert end_a - 0.02 <= placed[0] < start_b and end_a < placed[1] <= start_b, (
+        placed, end_a, start_b)
+    # A cut inside one stretch of speech with no pause: nothing left to cut.
+    mid = start_b + 1.0
+    assert snap_edges(lambda s, e: x[int(s * RATE):int(e * RATE)], levels, HOP, dur,
+                      mid, mid + 0.01) is None
