@@ -53,6 +53,8 @@ MIN_MATCH = 0.2  # seconds of the abandoned take that must match
 MIN_SIMILARITY = 0.88
 # A match shorter than this (a word or two) must be surer.
 SHORT_MATCH, SHORT_SIMILARITY = 0.4, 0.92
+# ... and so must a match across a pause shorter than this.
+SHORT_GAP = 0.3
 # First look: the retake's first HEAD s, against every point of the stretch before the pause
 # (a straight line, no warping), must reach HEAD_SIMILARITY; the full alignment then starts
 # HEAD_REACH s before the best point.
@@ -256,6 +258,8 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
         return None
     if matched < SHORT_MATCH and sim < SHORT_SIMILARITY:
         return None
+    if gap1 - gap0 < SHORT_GAP and sim < SHORT_SIMILARITY:
+        return None  # a breath inside a sentence: the same voice reaches 0.88 across it
     # The abandoned take starts at its first voiced frame after the last pause inside the
     # match: silence against silence is free, so the path may run back over a pause and
     # pick up the last sounds of the phrase before it, which stays.

@@ -269,9 +269,11 @@ def add_restarts(
         used.update(over)
         out[k] = f = replace(f, audio_check=False)
         last = restarts[over[-1]]
-        if f.end > last.retake:
-            # Word times run into the retake the audio hears (a folded or late transcript,
-            # or one phrase said three times): the audio's take is the one to cut.
+        if f.end > last.retake - 0.2 or len(over) > 1:
+            # Word times run into (or up to) the retake the audio hears, a folded or late
+            # transcript; or the words span several restarts, one phrase said three times,
+            # where the first may belong to a sentence that stays: the audio's last
+            # abandoned take, right before the retake that stays, is the one to cut.
             out[k] = replace(f, start=last.start, end=last.end, audio=True, flag=None,
                              reason=_one_line(f"{_restart_reason(last)}; {f.reason}", f.kind))
         else:
