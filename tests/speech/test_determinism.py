@@ -123,3 +123,38 @@ def test_non_english_speech_loses_no_more_than_its_pauses(tmp_path: Path, voice:
     for c in cuts:
         for a, b in truth.sentences:
             assert min(c.end, b) - max(c.start, a) <= 0.02, (c, (a, b))
+
+
+def test_a_repeated_melody_is_not_a_restart(tmp_path: Path) -> None:
+    """Music repeats itself across pauses; the restart detector must not call it a retake."""
+    import wave
+
+    import numpy as np
+
+    rate = 16_000
+    rng = np.random.default_rng(7)
+    notes = rng.choice([220.0, 247.0, 262.0, 294.0, 330.0, 349.0, 392.0], 8)
+
+    def phrase(n: int) -> np.ndarray:
+        parts = []
+        for f in notes[:n]:
+            t = np.arange(int(0.25 * rate)) / rate
+            tone = sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 6))
+            parts.append(tone * np.hanning(t.size))
+        return np.concatenate(parts).astype(np.float32) * 0.1
+
+    gap = np.zeros(int(0.6 * rate), np.float32)
+    audio = np.concatenate([gap, phrase(8), gap, phrase(4), gap, phrase(8), gap, phrase(8), gap])
+    audio += np.random.default_rng(1).normal(0, 10 ** (-60 / 20), audio.size).astype(np.float32)
+    wav = tmp_path / "melody.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    cuts = analyze_clip(wav, local_words(wav))
+    assert [c for c in cuts if c.kind != "silence"] == [], cuts
+    pauses = [(0.0, 0.6)] + [(0.6 + k * 0.6 + s, 0.6 + (k + 1) * 0.6 + s)
+                             for k, s in enumerate((2.0, 3.0, 5.0))] + [(audio.size / rate - 0.6,
+                                                                         audio.size / rate)]
+    _assert_bounded(cuts, pauses)

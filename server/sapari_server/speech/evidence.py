@@ -29,10 +29,10 @@ from .types import Word
 # Whisper's own thresholds for "this window failed" (its temperature fallback uses them).
 NO_SPEECH_MAX = 0.6
 LOGPROB_MIN = -1.0
-# Where the audio itself hears the restart (the same sounds twice, speech to the VAD), the
-# retake's words need only not be a hallucination: tiny.en decodes real speech in noise at
-# -1.0 to -1.3, its text over tones and formant voices at -1.5 and below.
-RESTART_LOGPROB_MIN = -1.4
+# Where the audio itself hears the restart (the same sounds twice, speech to the VAD, which
+# tones and music are not), the retake's words need only not be a hallucination: tiny.en
+# decodes real spontaneous speech under hum at -1.0 to -1.6.
+RESTART_LOGPROB_MIN = -2.0
 COMPRESSION_MAX = 2.4
 # A word this unlikely is a guess; a finding whose words average below MEAN_PROB_MIN is too.
 # Low on purpose: Whisper gives the first word after a pause (exactly where false starts

@@ -237,15 +237,17 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
     h = min(int(round(HEAD / hop_s)), b.shape[0] - lead, a.shape[0])
     if h < 4:
         return None
-    sim_head = a @ b[lead : lead + h].T  # (rows of a, h)
-    pairs = va[:, None] & vb[None, lead : lead + h]
-    n = a.shape[0] - h + 1
+    # A padded with silence: an abandoned take shorter than HEAD may start in A's last rows.
+    sim_head = np.vstack((a @ b[lead : lead + h].T, np.zeros((h - 1, h), np.float32)))
+    pairs = np.concatenate((va, np.zeros(h - 1, bool)))[:, None] & vb[None, lead : lead + h]
+    n = a.shape[0]
     diag = np.zeros(n)
     cnt = np.zeros(n)
     for k in range(h):
         diag += np.where(pairs[k : k + n, k], sim_head[k : k + n, k], 0.0)
         cnt += pairs[k : k + n, k]
-    score = np.where(cnt >= h // 2, diag / np.maximum(cnt, 1), 0.0)
+    score = np.where(cnt >= min(h // 2, int(round(MIN_MATCH / hop_s))),
+                     diag / np.maximum(cnt, 1), 0.0)
     best = int(np.argmax(score))
     if score[best] < HEAD_SIMILARITY:
         return None

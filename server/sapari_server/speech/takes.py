@@ -297,7 +297,9 @@ def add_restarts(
         # The audio shows the abandoned take was said (the VAD heard it, and it is heard
         # again); Whisper is often unsure of exactly those words. What must be real is the
         # retake that stays: its words are judged.
-        verdict, _ = judge(words, after, after - 1, r.start, r.end, found.confidence, voiced,
+        # The retake starts a voiced run by construction, so the VAD has spoken; a word
+        # Whisper timed into the pause before it must not veto what the audio shows.
+        verdict, _ = judge(words, after, after - 1, r.start, r.end, found.confidence, None,
                            logprob_min=RESTART_LOGPROB_MIN)
         if not verdict.ok:
             log.info("restart heard at %.2f-%.2f s not proposed: %s", r.start, r.end, verdict.why)
