@@ -247,9 +247,12 @@ def add_restarts(
 
     A restart that a take finding overlaps widens it to the audio's edges (Whisper starts
     words late after a pause, and ends them early or late). A finding guessed from word
-    timing alone (``audio_check``) that no restart confirms is dropped. Any other becomes a false_start finding with the
-    audio's times, over the words said in it (or over none, when Whisper dropped or folded
-    them); it is proposed only when its words and the words of the retake after it are
+    timing alone (``audio_check``) that no restart confirms is dropped. Of one phrase heard
+    three times or more (a chain: each retake is itself abandoned), only the take right
+    before the last is cut: the first may belong to a sentence that stays, and a take left
+    in is a smaller harm than kept speech cut. Any other restart becomes a false_start
+    finding with the audio's times, over the words said in it (or over none, when Whisper
+    dropped or folded them); it is proposed only when the words of the retake after it are
     real (``speech.evidence``), so text Whisper made up over tones or music never gains a
     cut this way.
     """
@@ -257,6 +260,9 @@ def add_restarts(
     out = list(findings)
     used: set[int] = set()
     unheard: list[int] = []
+    # Restarts whose retake is itself heard again: not the last take of their phrase.
+    chained = {i for i in range(len(restarts) - 1)
+               if abs(restarts[i].retake - restarts[i + 1].start) <= 0.15}
     for k, f in enumerate(out):
         if f.kind not in takes:
             continue
@@ -267,6 +273,11 @@ def add_restarts(
                 unheard.append(k)
             continue
         used.update(over)
+        if all(i in chained for i in over):
+            log.info("dropped take finding %s: its phrase is heard twice more after it; only "
+                     "the take before the last is cut", f)
+            unheard.append(k)
+            continue
         out[k] = f = replace(f, audio_check=False)
         last = restarts[over[-1]]
         if f.end > last.retake - 0.2 or len(over) > 1:
@@ -283,7 +294,7 @@ def add_restarts(
                              audio=True)
     out = [f for k, f in enumerate(out) if k not in unheard]
     for i, r in enumerate(restarts):
-        if i in used or any(f.kind in takes and f.start < r.end and r.start < f.end
+        if i in used or i in chained or any(f.kind in takes and f.start < r.end and r.start < f.end
                             for f in out):
             continue
         mids = [(w.start + w.end) / 2 for w in words]
