@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from .probe import AudioCoding, Coding, VideoCoding, audio_rate_over, coding
 SEEK_GAP = Fraction(2)  # decode through gaps up to this long; seek past longer ones
 SEEK_PREROLL = Fraction(1, 10)  # land this far before a piece so the AAC decoder warms up
 AUDIO_RESYNC = Fraction(1, 100)  # trust audio pts over our running count past this jitter
+ENCODE_QUEUE = 8  # decoded frames waiting for the encoder thread
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (at most ~10 per second)
 HALF = Fraction(1, 2)
 
@@ -560,6 +563,11 @@ class _Writer:
         self.frames = 0
         self.progress = progress
         self.last_progress = 0.0
+        # Exact render: frames go to an encoder thread through a short queue (a few frames:
+        # memory stays flat) so decoding and encoding overlap.
+        self.frames_q: queue.Queue[tuple[av.VideoFrame, int] | None] = queue.Queue(ENCODE_QUEUE)
+        self.encoder_thread: threading.Thread | None = None
+        self.encode_error: BaseException | None = None
 
     @property
     def samples(self) -> int:
@@ -568,13 +576,51 @@ class _Writer:
 
     # video
     def video(self, frame: av.VideoFrame, pts: int) -> None:
-        assert self.v is not None
-        frame.pts = pts
-        frame.time_base = 1 / self.plan.fps
-        for pkt in self.v.encode(frame):
-            self.mux_video(pkt)
+        """Queue a frame for the encoder thread (decode and encode overlap on two cores)."""
+        if self.encoder_thread is None:
+            self.encoder_thread = threading.Thread(
+                target=self._encode_loop, name="render-video-encode", daemon=True
+            )
+            self.encoder_thread.start()
+        while True:
+            if self.encode_error is not None:
+                raise self.encode_error
+            try:
+                self.frames_q.put((frame, pts), timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self.frames += 1
         self._tick()
+
+    def _encode_loop(self) -> None:
+        """Encode and mux queued frames; the only thread that muxes while it runs."""
+        assert self.v is not None
+        try:
+            while True:
+                item = self.frames_q.get()
+                if item is None:
+                    for pkt in self.v.encode(None):
+                        self.mux_video(pkt)
+                    return
+                frame, pts = item
+                frame.pts = pts  # a held frame shown twice is queued twice: pts set here
+                frame.time_base = 1 / self.plan.fps
+                for pkt in self.v.encode(frame):
+                    self.mux_video(pkt)
+        except BaseException as e:  # handed to the decoding thread, which re-raises it
+            self.encode_error = e
+            while self.frames_q.get() is not None:  # unblock the producer, then stop
+                pass
+
+    def _stop_encoder(self) -> None:
+        if self.encoder_thread is None:
+            return
+        self.frames_q.put(None)
+        self.encoder_thread.join()
+        self.encoder_thread = None
+        if self.encode_error is not None:
+            raise self.encode_error
 
     def mux_video(self, pkt: av.Packet) -> None:
         """Mux a video packet after the audio that plays before it."""
@@ -598,8 +644,11 @@ class _Writer:
 
     def finish(self) -> None:
         if self.v is not None and self.v_encodes:
-            for pkt in self.v.encode(None):
-                self.mux_video(pkt)
+            if self.encoder_thread is not None:
+                self._stop_encoder()
+            else:
+                for pkt in self.v.encode(None):
+                    self.mux_video(pkt)
         if self.track is not None:
             if not self.plan.has_video:
                 # Audio only: mux chunk by chunk so progress moves.
@@ -612,6 +661,11 @@ class _Writer:
 
     def close(self) -> None:
         """Close after a failure; the half-written file is discarded anyway."""
+        if self.encoder_thread is not None:
+            try:
+                self._stop_encoder()
+            except BaseException:  # noqa: BLE001  # the first failure is already raised
+                pass
         if self.track is not None:
             self.track.close()
         try:
