@@ -10,7 +10,12 @@ The render is exact and streaming:
   file stores them), decoded forward, and frames/samples outside the pieces are dropped.
   Large forward gaps and backward jumps seek to the keyframe before the piece instead.
 * Nothing is ever accumulated: a video frame is held only until the next one arrives (to know
-  how long it stays on screen), audio waits at most one encoder frame.
+  how long it stays on screen) and a few frames wait for the encoder thread; the audio track
+  is read, cut and encoded by ``render_audio``'s worker threads in bounded chunks.
+* Matched to the source (``RenderSettings.match_source``, the default): the CRF is never
+  below an x264 source's own, x264's VBV max rate is the source's measured video bitrate,
+  keyframes come as often as the source's, and audio is encoded at the source's average
+  bitrate, so the output lands near ``source size x kept fraction`` instead of above it.
 """
 
 from __future__ import annotations
