@@ -59,8 +59,11 @@ SHORT_GAP = 0.3
 # (a straight line, no warping), must reach HEAD_SIMILARITY; the full alignment then starts
 # HEAD_REACH s before the best point.
 HEAD, HEAD_SIMILARITY, HEAD_REACH = 0.3, 0.7, 0.3
+# Retake frames per abandoned-take frame along the match, at least this and at most 1/this.
+MIN_PACE = 0.7
 # A pause this long inside a match separates the abandoned take from the phrase before it.
 PHRASE_PAUSE = 0.25
+SCRAP = 0.3  # seconds of speech before such a pause that belong to the phrase before
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,9 @@ def logmel(samples: np.ndarray) -> np.ndarray:
 
 def align(a: np.ndarray, b: np.ndarray, slack_a: int, slack_b: int,
           va: np.ndarray | None = None, vb: np.ndarray | None = None,
-          ) -> tuple[int, int, float]:
-    """Best local alignment of a's tail with b's head: (first row of a, rows, mean sim).
+          ) -> tuple[int, int, float, int]:
+    """Best local alignment of a's tail with b's head: (first row of a, rows, mean sim,
+    columns of b used).
 
     ``a`` and ``b`` are unit-length frames, ``va``/``vb`` whether each is voiced (all when
     None); the mean similarity is over voiced pairs. The path starts at any row of ``a`` and one of
@@ -95,7 +99,7 @@ def align(a: np.ndarray, b: np.ndarray, slack_a: int, slack_b: int,
     """
     na, nb = a.shape[0], b.shape[0]
     if na == 0 or nb == 0:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, 0
     va = np.ones(na, bool) if va is None else va
     vb = np.ones(nb, bool) if vb is None else vb
     both = va[:, None] & vb[None, :]
@@ -146,9 +150,9 @@ def align(a: np.ndarray, b: np.ndarray, slack_a: int, slack_b: int,
     r, j = np.unravel_index(int(np.argmax(tail)), tail.shape)
     i = max(0, na - 1 - slack_a) + int(r)
     if total[i, j] <= neg / 2:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, 0
     f = int(first[i, j])
-    return f, i - f + 1, float(simsum[i, j] / max(1.0, cells[i, j]))
+    return f, i - f + 1, float(simsum[i, j] / max(1.0, cells[i, j])), int(j) + 1
 
 
 def _runs_of(idx: np.ndarray) -> list[tuple[int, int]]:
@@ -253,8 +257,12 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
         return None
     # The full alignment from a little before that point only.
     off = max(0, best - int(round(HEAD_REACH / hop_s)))
-    i0, rows, sim = align(a[off:], b, slack_a, slack_b, va[off:], vb)
+    i0, rows, sim, cols = align(a[off:], b, slack_a, slack_b, va[off:], vb)
     i0 += off
+    # One speaker saying the same words again keeps about the same pace; a match that needs
+    # the retake twice as fast or slow is other words sharing a few sounds.
+    if rows and not MIN_PACE <= (cols - lead) / rows <= 1 / MIN_PACE:
+        return None
     matched = voiced[i0 : i0 + rows].sum() * hop_s
     if matched < MIN_MATCH or sim < MIN_SIMILARITY:
         return None
@@ -262,18 +270,27 @@ def check_pause(x: np.ndarray, t0: float, gap0: float, gap1: float,
         return None
     if gap1 - gap0 < SHORT_GAP and sim < SHORT_SIMILARITY:
         return None  # a breath inside a sentence: the same voice reaches 0.88 across it
-    # The abandoned take starts at its first voiced frame after the last pause inside the
-    # match: silence against silence is free, so the path may run back over a pause and
-    # pick up the last sounds of the phrase before it, which stays.
+    # Silence against silence is free, so the path may run back over a pause and pick up
+    # the last sounds of the phrase before it, which stays: a scrap of speech before a
+    # pause inside the match is dropped (a whole take keeps its own pauses).
     v = voiced[i0 : i0 + rows]
     quiet = np.flatnonzero(~v)
     cut_at = 0
     for q in _runs_of(quiet):
-        if q[1] - q[0] >= PHRASE_PAUSE / hop_s:
-            cut_at = q[1]
+        if q[1] - q[0] < PHRASE_PAUSE / hop_s:
+            continue
+        if v[cut_at : q[0]].sum() * hop_s >= SCRAP:
+            break
+        cut_at = q[1]
     i0, rows = i0 + cut_at, rows - cut_at
     if voiced[i0 : i0 + rows].sum() * hop_s < MIN_MATCH:
         return None
+    if cut_at:
+        # What is left must match the retake's head on its own: a match carried by an
+        # earlier phrase (said again later, with other speech in between) is no restart.
+        _, rows2, sim, _ = align(a[i0:], b, slack_a, slack_b, va[i0:], vb)
+        if rows2 < rows // 2 or sim < MIN_SIMILARITY:
+            return None
     i0 += int(np.argmax(voiced[i0 : i0 + rows]))
     start = t0 + i0 * hop_s
     return Restart(round(start, 3), round(gap0, 3), round(gap1, 3), round(sim, 3))
