@@ -316,7 +316,18 @@ def add_restarts(
             log.info("restart heard at %.2f-%.2f s not proposed: %s", r.start, r.end, verdict.why)
             continue
         out.append(found)
-    return sorted(out, key=lambda f: (f.start, f.first_word))
+    # The retake's head is what stays: the audio heard it as the abandoned take said again.
+    # A word finding starting there (a judge reading "So so the" in the retake) would clip
+    # the very word the restart keeps.
+    heads = [(r.retake - 0.05, r.retake + min(1.0, r.end - r.start)) for r in restarts]
+    keep = []
+    for f in out:
+        if (not f.audio and f.kind in ("false_start", "repeated_take", "stutter")
+                and any(a <= f.start < b for a, b in heads)):
+            log.info("dropped take finding %s: it starts in a retake the audio keeps", f)
+            continue
+        keep.append(f)
+    return sorted(keep, key=lambda f: (f.start, f.first_word))
 
 
 def _restart_reason(r: Any) -> str:
