@@ -137,3 +137,58 @@ def test_speech_no_word_covers_gets_a_second_listen(tmp_path: Path) -> None:
     assert len(later) >= 0.6 * len([w for w in words if a - 0.1 <= w.start <= b]), later
     assert all(a.start <= b.start for a, b in zip(filled, filled[1:], strict=False))
     assert local_listener(object()) is None  # other backends: no second pass
+
+
+# ------------------------------------------------ how audio restarts and word findings combine
+
+
+def _w(text: str, start: float, step: float = 0.3) -> list:
+    from sapari_server.speech.types import Word
+
+    return [Word(t, round(start + i * step, 3), round(start + i * step + 0.25, 3), 0.9,
+                 0.05, -0.3, 1.2) for i, t in enumerate(text.split())]
+
+
+def test_a_restart_whisper_dropped_becomes_a_wordless_false_start() -> None:
+    from sapari_server.speech.restarts import Restart
+    from sapari_server.speech.takes import add_restarts
+
+    words = _w("Welcome back.", 0.5) + _w("So the first thing is power.", 3.0)
+    found = add_restarts(words, [], [Restart(1.6, 2.3, 3.0, 0.95)])
+    (f,) = found
+    assert (f.kind, f.start, f.end, f.audio, f.has_words) == ("false_start", 1.6, 2.3, True,
+                                                               False)
+    assert f.first_word == 2  # placed before the retake's first word
+    # Over made-up words (Whisper's text over tones: a hopeless segment), nothing is cut.
+    from dataclasses import replace
+
+    junk = [replace(w, avg_logprob=-2.5) for w in words]
+    assert add_restarts(junk, [], [Restart(1.6, 2.3, 3.0, 0.95)]) == []
+
+
+def test_word_findings_take_the_audios_edges_and_unheard_guesses_go() -> None:
+    from sapari_server.speech.restarts import Restart
+    from sapari_server.speech.takes import TakeFinding, add_restarts
+
+    words = _w("So the first", 1.0) + _w("So the first thing is power.", 3.0)
+    late = TakeFinding(0, 2, 1.2, 1.85, "false_start", "words", 0.9)
+    (f,) = add_restarts(words, [late], [Restart(0.95, 1.8, 2.9, 0.95)])
+    assert (f.start, f.end, f.audio) == (0.95, 1.85, True)  # widened to the audio's onset
+    guess = TakeFinding(0, 2, 1.0, 1.85, "false_start", "folded", 0.7, audio_check=True)
+    assert add_restarts(words, [guess], []) == []  # the audio hears no restart: dropped
+    assert add_restarts(words, [guess], [Restart(0.95, 1.8, 2.9, 0.95)])[0].audio
+
+
+def test_a_phrase_heard_three_times_loses_only_the_take_before_the_last() -> None:
+    from sapari_server.speech.restarts import Restart
+    from sapari_server.speech.takes import TakeFinding, add_restarts
+
+    words = (_w("ask what you can do.", 1.0) + _w("ask what you can", 3.5)
+             + _w("ask what you can do for your country.", 6.0))
+    first = TakeFinding(0, 4, 1.0, 2.45, "repeated_take", "words", 0.9)
+    restarts = [Restart(1.0, 2.45, 3.5, 0.95), Restart(3.5, 4.65, 6.0, 0.95)]
+    found = add_restarts(words, [first], restarts)
+    assert [(f.start, f.end) for f in found] == [(3.5, 4.65)]
+    # And a finding that starts in the retake's head (which the audio keeps) is dropped.
+    stutter = TakeFinding(9, 9, 6.0, 6.25, "stutter", "judge", 0.9)
+    assert all(f.first_word != 9 for f in add_restarts(words, [stutter], restarts))
