@@ -243,9 +243,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from sapari_server.queue.consumer import run_worker
 
+    if args.workers < 1:
+        raise CliError(f"--workers must be at least 1, not {args.workers}")
     rt = _runtime(_settings(args.data_dir))
     try:
-        run_worker(rt, args.workers)
+        run_worker(rt, args.workers, args.queue)
     finally:
         rt.close()
     return 0
@@ -431,7 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_batch)
 
     w = sub.add_parser("worker", help="run a Huey worker for the configured queue")
-    w.add_argument("--workers", type=int, default=2)
+    w.add_argument("--workers", type=int, default=2, help="worker threads per queue served")
+    w.add_argument("--queue", choices=("heavy", "light", "all"), default="all",
+                   help="heavy: renders, proxies, downloads; light: analysis, email and the "
+                        "periodic sweeps; all: both (default)")
     w.add_argument("--data-dir")
     w.set_defaults(func=_cmd_worker)
 
@@ -455,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     du.add_argument("--data-dir", help="data folder of the embedded SQLite database "
                                        "(when SAPARI_DATABASE_URL is unset)")
     du.set_defaults(func=_cmd_db)
+
+    # -- `sapari-nb storage setup` (issue 15, S3/R2 storage) --------------------------------
+    from .storage_setup import add_parser as add_storage_parser
+
+    add_storage_parser(sub)
     return p
 
 

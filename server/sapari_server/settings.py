@@ -5,12 +5,13 @@ No setting at all gives the embedded default: everything under one data folder.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -87,6 +88,56 @@ class Settings(BaseSettings):
     silence_threshold_db: float | Literal["auto"] = "auto"
     min_silence: float = 0.5
     padding: float = 0.1
+
+    # -- object storage: S3/R2 and multipart uploads (issue 15 item 1, storage/s3.py) -----
+    # Keys for SAPARI_STORAGE_URL=s3://…; both empty: boto3's chain (AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role).
+    storage_access_key: str = ""
+    storage_secret_key: str = ""
+    # Uploads at least this big travel as parts, each with its own signed URL (resumable);
+    # parts are this big (S3/R2 take at least 5 MiB, at most 10 000 parts: it grows to fit).
+    multipart_threshold: int = Field(default=64 * 1024**2, ge=1)
+    multipart_part_size: int = Field(default=16 * 1024**2, ge=64 * 1024)
+    # Workers download an S3 object to data_dir/scratch only for steps that need random
+    # access; refuse objects above this many bytes there (0: only the free space decides).
+    storage_scratch_max_bytes: int = Field(default=0, ge=0)
+
+    # -- imports from URL, asset edits, email (issue 15 item 5) -----------------------------
+    # Import from URL refuses loopback, link-local (cloud metadata), private, multicast and
+    # unspecified addresses; allow them only where the server may fetch from its own network.
+    import_allow_private: bool = False
+    # Networks allowed even so (CIDRs, JSON list), e.g. ["10.0.5.7/32"] for an in-house server.
+    import_allow_networks: list[str] = Field(default_factory=list)
+    # Seconds to wait for an import's server to connect or to send the next bytes.
+    import_timeout: float = 30.0
+    # Mail on export completion or failure, to users who opted in (PATCH /me). No host: off.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "sapari-nb@localhost"
+    smtp_timeout: float = 20.0
+    # A CA bundle (PEM) to check the SMTP server's certificate against; empty: the system's.
+    smtp_ca_file: str = ""
+
+    @field_validator("import_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # A typo here would otherwise surface as a failure of every import, not at start.
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network: give CIDRs like \"10.0.5.7/32\" "
+                                 "or \"fd00::/8\"") from None
+        return value
+
+    # -- job queues (issue 15 item 2, queue/factory.py) -----------------------------------
+    # Queues are <queue_name>_heavy and <queue_name>_light (and their Redis keys): deployments
+    # sharing one broker keep apart by name. RabbitMQ keeps results, schedule and locks in
+    # the Redis named in the URL: SAPARI_QUEUE_URL=amqp://…/%2F?results=redis://…:6379/0.
+    queue_name: str = "sapari"
 
     @cached_property
     def resolved_database_url(self) -> str:
