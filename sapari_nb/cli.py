@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--public-url", help="URL clients use to reach this server")
     s.add_argument("--data-dir")
-    s.add_argument("--workers", type=int, help="in-process worker threads (0: none)")
+    s.add_argument("--workers", type=int, help="in-process worker threads per queue, heavy and light (0: none)")
     s.set_defaults(func=_cmd_serve)
 
     a = sub.add_parser("app", help="serve the widgets as a Panel web app (project list, "

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     quota_bytes: int = 20 * 1024**3
     max_upload_bytes: int = 10 * 1024**3
     signed_url_ttl: int = 3600
-    # Huey consumer threads started inside the server process (0: use `sapari-nb worker`).
+    # Huey consumer threads per queue (heavy and light) started inside the server process
+    # (0: none; run `sapari-nb worker`).
     embedded_workers: int = 2
     # A running job whose heartbeat is older than this is taken as orphaned and re-queued.
     job_stale_after: float = 60.0

@@ -137,7 +137,12 @@ def test_opted_in_user_gets_mail_on_completion_and_on_failure(
         text = _body(mails[1])
         assert failed in text and "no clips to render" in text
         # One mail job per outcome, each succeeded; the exports' results are as they were.
+        # (The mail is sent before its job commits "succeeded": give that commit a moment.)
         for exp_id in (ok, failed):
+            deadline = time.monotonic() + 10
+            while ([j.status for j in _mail_jobs(mail_srv, exp_id)] != ["succeeded"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
             assert [j.status for j in _mail_jobs(mail_srv, exp_id)] == ["succeeded"]
         assert c.export_status(ok).status == "succeeded"
         assert c.export_status(failed).status == "failed"

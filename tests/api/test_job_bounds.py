@@ -191,7 +191,7 @@ def test_importing_the_runtime_pulls_in_no_pipeline() -> None:
 
 def test_lifecycle_runs_hourly_as_batch_work(server) -> None:  # noqa: ANN001
     rt = server.app.state.runtime
-    periodic = {t.name: t for t in rt.huey._registry.periodic_tasks}
+    periodic = {t.name: t for t in rt.queues["light"]._registry.periodic_tasks}
     task = periodic["storage_lifecycle"]
     assert task.priority == BATCH
     # Hourly: due at the top of every hour, at no other minute.

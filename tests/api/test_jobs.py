@@ -33,7 +33,7 @@ def test_job_of_a_dead_worker_is_recovered(idle_server, talk: tuple[Path, TalkTr
         after = client.cursor()
         clip = client.upload(project.id, talk[0])
         # A worker takes the task off the queue, claims the job, and dies mid-way.
-        task = rt.huey.dequeue()
+        task = rt.queues["heavy"].dequeue()
         assert task is not None and task.name == "process_clip"
         job_id = task.args[0]
         assert claim(rt, job_id) is not None
@@ -41,7 +41,7 @@ def test_job_of_a_dead_worker_is_recovered(idle_server, talk: tuple[Path, TalkTr
         with rt.sync_session() as s, s.begin():
             s.execute(update(Job).where(Job.id == job_id)
                       .values(heartbeat_at=utcnow() - timedelta(seconds=30)))
-        assert rt.huey.pending_count() == 0
+        assert all(q.pending_count() == 0 for q in rt.queues.values())
         # A new worker starts: it re-queues the orphan and finishes it.
         consumer = start_embedded_consumer(rt, 1)
         try:
@@ -57,10 +57,12 @@ def test_interactive_work_runs_before_batch(idle_server) -> None:  # noqa: ANN00
     rt = idle_server.app.state.runtime
     with Client(idle_server.url, idle_server.token, progress=False) as client:
         project = client.create_project("prio")
+        # Both are renders: one queue (heavy), ordered by priority, not arrival.
         batch = client.export(project.id, priority="batch")
-        interactive = client.analyze(project.id, priority="interactive")
-        first, second = rt.huey.dequeue(), rt.huey.dequeue()
-        assert first.args[0] == interactive.job_id and first.name == "analyze_project"
+        interactive = client.export(project.id, priority="interactive")
+        heavy = rt.queues["heavy"]
+        first, second = heavy.dequeue(), heavy.dequeue()
+        assert first.args[0] == interactive.job_id and first.name == "render_export"
         assert second.args[0] == batch.job_id and second.name == "render_export"
         assert client.job(batch.job_id).priority < client.job(interactive.job_id).priority
 

@@ -24,7 +24,8 @@ async def me(creds: Credentials, session: SessionDep, rt: RuntimeDep) -> UserOut
     user = await authenticate(session, creds)
     used = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl)
     return UserOut(id=user.id, name=user.name, used_bytes=used,
-                   quota_bytes=user.quota_bytes or rt.settings.quota_bytes)
+                   quota_bytes=user.quota_bytes or rt.settings.quota_bytes,
+                   email=user.email, notify_email=user.notify_email)
 
 
 @router.get("/me/tokens", response_model=list[TokenOut])
