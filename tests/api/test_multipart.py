@@ -331,3 +331,32 @@ def test_resume_with_a_changed_file_resends_the_changed_parts(
     root = mp_server.app.state.runtime.storage.root
     key = next(p for p in root.rglob("source.mp4") if clip.id in str(p))
     assert key.read_bytes() == bytes(data)
+
+
+def test_gc_drops_an_abandoned_multipart_upload(mp_client: Client, mp_server: EmbeddedServer,
+                                                tmp_path: Path) -> None:
+    """A presigned multipart upload never confirmed: once its URLs lapsed, the hourly sweep
+    drops its parts (no object was ever made, so nothing else would)."""
+    from datetime import timedelta
+
+    from sapari_server.db.base import utcnow
+    from sapari_server.db.models import Clip
+    from sapari_server.lifecycle.gc import collect
+
+    rt = mp_server.app.state.runtime
+    src = _blob(tmp_path / "abandoned.mp4", 5 * PART, seed=9)
+    project = mp_client.create_project("multipart-abandoned")
+    ticket = mp_client.presign(project.id, src.name, src.stat().st_size)
+    _put_part(mp_client, ticket.clip.id, src, 1)
+    with rt.sync_session() as s:
+        key = s.get(Clip, ticket.clip.id).object_key
+    assert rt.storage.pending_multipart(key) == [ticket.multipart.upload_id]
+    later = utcnow() + timedelta(days=rt.settings.retention_days, hours=2)
+    dry = collect(rt, dry_run=True, now=later)
+    assert dry.multipart >= 1 and "would drop" in dry.describe()
+    assert rt.storage.pending_multipart(key) == [ticket.multipart.upload_id]
+    done = collect(rt, now=later)
+    assert done.multipart == dry.multipart and "dropped" in done.describe()
+    assert rt.storage.pending_multipart(key) == []
+    with rt.sync_session() as s:
+        assert s.get(Clip, ticket.clip.id).purged_at is not None

@@ -30,10 +30,16 @@ class GcReport:
     bytes: int = 0
     # One entry per object removed (or, in a dry run, that would be): kind, id, key, size.
     items: list[dict[str, Any]] = field(default_factory=list)
+    # Incomplete multipart uploads of those clips dropped (or, in a dry run, to drop).
+    multipart: int = 0
 
     def describe(self) -> str:
         verb = "would free" if self.dry_run else "freed"
-        return f"{verb} {self.objects} object{'s' * (self.objects != 1)}, {_human(self.bytes)}"
+        text = f"{verb} {self.objects} object{'s' * (self.objects != 1)}, {_human(self.bytes)}"
+        if self.multipart:
+            text += (f"; {'would drop' if self.dry_run else 'dropped'} {self.multipart} "
+                     f"unfinished multipart upload{'s' * (self.multipart != 1)}")
+        return text
 
 
 def _human(n: int) -> str:
@@ -93,6 +99,14 @@ def _other_owners(s: Session, keys: set[str], ids: set[str]) -> set[str]:
     return held
 
 
+def _abort_pending(rt: Runtime, key: str, dry_run: bool) -> int:
+    uploads = rt.storage.pending_multipart(key)
+    if not dry_run:
+        for upload_id in uploads:
+            rt.storage.abort_multipart(key, upload_id)
+    return len(uploads)
+
+
 def _purge(rt: Runtime, *, cutoff: datetime | None, pending_before: datetime | None,
            project_id: str | None, dry_run: bool, now: datetime) -> GcReport:
     report = GcReport(dry_run=dry_run)
@@ -109,6 +123,10 @@ def _purge(rt: Runtime, *, cutoff: datetime | None, pending_before: datetime | N
             if key in held or key in seen:
                 continue
             seen.add(key)
+            if kind == "clip":
+                # A multipart upload never completed holds its parts, not the object: drop
+                # them too (S3/R2 also expire them by the rule `storage setup` applies).
+                report.multipart += _abort_pending(rt, key, dry_run)
             info = rt.storage.head(key)
             if info is None:
                 continue  # already gone (a refused upload, an earlier interrupted purge)
