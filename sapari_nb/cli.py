@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--padding", type=number("--padding", float),
                    help="speech kept around each cut, s (default 0.1)")
     e.add_argument("--crf", type=number("--crf", int), default=20,
-                   help="quality, lower is better (0-51)")
+                   help="quality floor, lower is better (0-51); never finer than an x264 source's own")
     e.add_argument("--codec", choices=["h264", "vp9", "av1"], default="h264",
                    help="video codec (the container follows OUTPUT's extension)")
     e.add_argument("--render-mode", choices=["auto", "exact", "smart"], default="auto",

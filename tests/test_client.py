@@ -63,10 +63,10 @@ def test_connect_says_why_the_embedded_server_did_not_start(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SAPARI_SERVER", raising=False)
     monkeypatch.delenv("SAPARI_URL", raising=False)
-    monkeypatch.setenv("SAPARI_QUEUE_URL", "amqp://x")
+    monkeypatch.setenv("SAPARI_QUEUE_URL", "kafka://x")
     with pytest.raises(ServerStartFailed) as e:
         sapari_nb.connect(data_dir=tmp_path / "d", progress=False)
-    assert "SAPARI_QUEUE_URL scheme 'amqp' is not supported" in str(e.value)
+    assert "SAPARI_QUEUE_URL scheme 'kafka' is not supported" in str(e.value)
     assert "see the log" not in str(e.value)
     assert isinstance(e.value.__cause__, ValueError)
 
