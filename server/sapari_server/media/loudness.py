@@ -19,7 +19,6 @@ from pathlib import Path
 import av
 import av.error
 import numpy as np
-from scipy.signal import sosfilt
 
 from .errors import MediaError
 
@@ -65,6 +64,12 @@ class LoudnessMeter:
         self.rate = rate
         self.weights = weights
         channels = len(weights)
+        # scipy.signal is imported here, not at module load: it costs ~65 MB of resident
+        # memory, and every worker imports this module with the job table while only
+        # loudness edits filter.
+        from scipy.signal import sosfilt
+
+        self._sosfilt = sosfilt
         self.sos = k_weighting(rate)
         self.zi = np.zeros((self.sos.shape[0], channels, 2))
         self.pos = 0  # samples seen
@@ -83,7 +88,7 @@ class LoudnessMeter:
         if n == 0:
             return
         self.peak = max(self.peak, float(np.max(np.abs(x))))
-        y, self.zi = sosfilt(self.sos, x, axis=1, zi=self.zi)
+        y, self.zi = self._sosfilt(self.sos, x, axis=1, zi=self.zi)
         cs = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(y * y, axis=1)], axis=1)
         end = self.pos + n
         prev = 0
