@@ -21,6 +21,7 @@ from .types import (
     TranscriptionError,
     Word,
     clock,
+    frame_energy_db,
     progress_caller,
     read_wav16k,
     refine_word_bounds,
@@ -141,6 +142,8 @@ class LocalTranscriber:
         report(0.0, f"transcribe 0:00 / {clock(total)}")
         reported = 0.0
         try:
+            # Word edges are refined on this (4 bytes per 10 ms) rather than the samples.
+            energy = frame_energy_db(samples) if self.refine else None
             segments, info = model.transcribe(
                 samples,
                 language=language,
@@ -158,6 +161,9 @@ class LocalTranscriber:
                 # talking-head retakes are full of.
                 condition_on_previous_text=False,
             )
+            # The features are made (faster-whisper computes them before it returns); the
+            # samples (40 MB for 10 minutes) are not needed while the words are decoded.
+            del samples
             words: list[Word] = []
             for seg in segments:
                 # The segment's judgement travels with each word: take detection uses it to
@@ -187,7 +193,7 @@ class LocalTranscriber:
                 "clip again or use the OpenAI backend (SAPARI_OPENAI_API_KEY)."
             ) from exc
         if self.refine:
-            words = refine_word_bounds(words, samples)
+            words = refine_word_bounds(words, None, energy=energy)
         # Audio after the last segment (silence, or no words at all) is stepped through too.
         while reported + PROGRESS_STEP < total:
             reported += PROGRESS_STEP

@@ -151,6 +151,9 @@ def clock(seconds: float) -> str:
 # --- audio helpers shared by the backends ------------------------------------------------
 
 
+_READ_BLOCK = 1 << 18  # samples per read: 16 s of audio
+
+
 def read_wav16k(path: Path) -> np.ndarray:
     """The samples of a 16 kHz mono 16-bit WAV as float32 in [-1, 1)."""
     try:
@@ -162,7 +165,19 @@ def read_wav16k(path: Path) -> np.ndarray:
                     "transcription needs the 16 kHz mono 16-bit WAV that processing writes "
                     "(process the clip again)."
                 )
-            raw = w.readframes(w.getnframes())
+            # Read in blocks straight into the float array: the whole file as bytes plus
+            # an unscaled float copy would briefly hold 2.5x the result.
+            n = w.getnframes()
+            out = np.empty(n, np.float32)
+            pos = 0
+            while pos < n:
+                raw = w.readframes(min(_READ_BLOCK, n - pos))
+                if not raw:
+                    break
+                block = out[pos : pos + len(raw) // 2]
+                block[:] = np.frombuffer(raw, dtype="<i2")
+                block *= np.float32(1 / 32768)
+                pos += block.size
     except FileNotFoundError as exc:
         raise TranscriptionError(
             f"{path} does not exist: process the clip before transcribing it."
@@ -171,7 +186,7 @@ def read_wav16k(path: Path) -> np.ndarray:
         raise TranscriptionError(
             f"{path.name} is not a readable WAV file ({exc}); process the clip again."
         ) from exc
-    return np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1 / 32768)
+    return out if pos == n else out[:pos]
 
 
 # Energy analysis for word edges: 10 ms hops, 20 ms windows.
@@ -223,10 +238,11 @@ def speech_threshold_db(energy_db: np.ndarray) -> float:
 
 def refine_word_bounds(
     words: Sequence[Word],
-    samples: np.ndarray,
+    samples: np.ndarray | None,
     *,
     max_trim: float = _MAX_TRIM,
     max_extend: float = _MAX_EXTEND,
+    energy: np.ndarray | None = None,
 ) -> list[Word]:
     """Snap word edges to the audio: cut tails that run into silence, grow clipped edges.
 
@@ -237,8 +253,13 @@ def refine_word_bounds(
     holds no loud frame is left alone (we do not know where it is). An edge inside continuous
     sound grows up to ``max_extend``. Edges never cross a neighbour and never move inward
     more than ``max_trim``.
+
+    ``energy`` (``frame_energy_db(samples)``, 400 times smaller) may stand in for the
+    samples, so a caller need not keep the whole recording until the words are back.
     """
-    energy = frame_energy_db(samples)
+    if energy is None:
+        assert samples is not None
+        energy = frame_energy_db(samples)
     if energy.size == 0 or not words:
         return list(words)
     loud = energy >= speech_threshold_db(energy)
