@@ -174,8 +174,16 @@ def upload_request(st: ProjectState, a: Action, _: list[bytes]) -> None:
         st.update_upload(uid, status="failed", error=f"{name}: {e}")
         return
     st.job(uid).ticket = ticket
+    changes: dict[str, Any] = {}
+    if ticket.multipart is not None:
+        # Big file: the browser PUTs parts (URLs from upload_part_urls); `held` lists the
+        # parts the storage already has (none yet), `attempt` counts resumes.
+        mp = ticket.multipart
+        changes = {"multipart": {"upload_id": mp.upload_id, "part_size": mp.part_size,
+                                 "part_count": mp.part_count},
+                   "held": [], "attempt": 1, "part_urls": None, "resumable": False}
     st.update_upload(uid, clip_id=ticket.clip.id, put_url=ticket.upload_url,
-                     headers=dict(ticket.headers), status="uploading")
+                     headers=dict(ticket.headers), status="uploading", **changes)
 
 
 def _row(st: ProjectState, uid: str) -> dict[str, Any]:
@@ -194,12 +202,20 @@ def upload_progress(st: ProjectState, a: Action, _: list[bytes]) -> None:
         st.update_upload(uid, **changes)
 
 
-def _confirm(st: ProjectState, uid: str) -> None:
+def _confirm(st: ProjectState, uid: str, parts: list[dict[str, Any]] | None = None) -> None:
     row = _row(st, uid)
+    mp = row.get("multipart")
     try:
-        st.client.confirm(row["clip_id"])
+        if mp:
+            # Joins the parts first; without ETags (a store whose CORS rules hide them) the
+            # server joins the parts it holds, each checked whole.
+            st.client.confirm(row["clip_id"], upload_id=mp["upload_id"], parts=parts)
+        else:
+            st.client.confirm(row["clip_id"])
     except SapariError as e:
-        st.update_upload(uid, status="failed", error=f"{row['name']}: {e}")
+        # A multipart upload keeps the parts that arrived: a retry sends only the rest.
+        st.update_upload(uid, status="failed", error=f"{row['name']}: {e}",
+                         resumable=bool(mp))
         return
     row = _row(st, uid)
     if row["status"] not in ("ready", "failed"):  # an event may have been quicker
@@ -208,15 +224,76 @@ def _confirm(st: ProjectState, uid: str) -> None:
 
 def upload_done(st: ProjectState, a: Action, _: list[bytes]) -> None:
     uid = str(a["id"])
-    if not _row(st, uid).get("clip_id"):
+    row = _row(st, uid)
+    if not row.get("clip_id"):
         raise SapariError(409, "this upload has no ticket yet: wait for it before confirming")
-    _confirm(st, uid)
+    parts = None
+    if row.get("multipart") and a.get("parts"):
+        parts = [{"part_number": int(p["part_number"]), "etag": str(p["etag"])}
+                 for p in a["parts"]]
+    _confirm(st, uid, parts)
 
 
 def upload_failed(st: ProjectState, a: Action, _: list[bytes]) -> None:
     uid = str(a["id"])
     st.drop_temp(uid)
-    st.update_upload(uid, status="failed", error=str(a.get("error") or "the upload failed"))
+    row = _row(st, uid)
+    st.update_upload(uid, status="failed", error=str(a.get("error") or "the upload failed"),
+                     resumable=bool(row.get("multipart") and row.get("clip_id")))
+
+
+def upload_part_urls(st: ProjectState, a: Action, _: list[bytes]) -> None:
+    """Signed PUT URLs for a batch of a multipart upload's parts, into the row's
+    ``part_urls`` ({req, parts: [{part_number, url, size, offset}]}) for the browser."""
+    uid, req = str(a["id"]), str(a.get("req") or "")
+    row = _row(st, uid)
+    mp = row.get("multipart")
+    if not mp or row["status"] != "uploading":
+        raise SapariError(409, f"{row['name']} is not sending parts ({row['status']}): "
+                               "choose the file again")
+    numbers = [int(n) for n in a.get("parts") or []]
+    try:
+        batch = st.client.part_urls(row["clip_id"], numbers, mp["upload_id"])
+    except SapariError as e:
+        st.update_upload(uid, status="failed", error=f"{row['name']}: {e}", resumable=True)
+        return
+    st.update_upload(uid, part_urls={"req": req, "parts": [
+        {"part_number": p.part_number, "url": p.url, "size": p.size, "offset": p.offset}
+        for p in batch.parts]})
+
+
+def upload_resume(st: ProjectState, a: Action, _: list[bytes]) -> None:
+    """Retry a multipart upload that stopped: ask the server which parts it holds; the
+    browser then sends only the others (a fresh ``attempt`` starts it)."""
+    uid = str(a["id"])
+    row = _row(st, uid)
+    mp = row.get("multipart")
+    if not mp or not row.get("clip_id"):
+        raise SapariError(409, f"{row['name']} cannot resume (it was not sent in parts): "
+                               "choose the file again")
+    if row["status"] != "failed":
+        return  # resumed already (a second click, or another view's)
+    try:
+        clip = st.client.clip(row["clip_id"])
+        if clip.status != "pending_upload":
+            # Its upload completed after all (a confirm that answered late): nothing to send.
+            if clip.status == "failed":
+                st.update_upload(uid, error=f"{row['name']}: {clip.error or 'processing failed'}",
+                                 resumable=False)
+                return
+            st.update_upload(uid, status="ready" if clip.status == "ready" else "processing",
+                             error=None, resumable=False, sent=row["size"])
+            return
+        status = st.client.upload_parts(row["clip_id"])
+    except SapariError as e:
+        st.update_upload(uid, error=f"{row['name']}: {e}")
+        return
+    st.update_upload(uid, status="uploading", error=None, resumable=False,
+                     multipart={"upload_id": status.upload_id, "part_size": status.part_size,
+                                "part_count": status.part_count},
+                     held=[p.part_number for p in status.uploaded],
+                     sent=sum(p.size for p in status.uploaded), part_urls=None,
+                     attempt=int(row.get("attempt") or 1) + 1)
 
 
 def relay_chunk(st: ProjectState, a: Action, buffers: list[bytes]) -> None:
@@ -281,6 +358,7 @@ HANDLERS: dict[str, Handler] = {
     "retry_export": retry_export, "seek": seek, "upload_request": upload_request,
     "upload_progress": upload_progress, "upload_done": upload_done,
     "upload_failed": upload_failed, "relay_chunk": relay_chunk,
+    "upload_part_urls": upload_part_urls, "upload_resume": upload_resume,
 }
 
 

@@ -7,13 +7,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import httpx
+import numpy as np
 import pytest
 
 from sapari_nb import Client, Upload
 from sapari_server.auth import create_user
+from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
+from tests.conftest import start_server
 
 from .conftest import wait_until
 
@@ -141,5 +145,179 @@ def test_upload_over_quota_gives_a_readable_error(small_quota_client: Client) ->
                   "size": 0})
         assert w.uploads[2]["error"] == "e.mp4 is empty (0 bytes): choose the recording itself"
         assert c.clips(project.id) == []
+    finally:
+        w.close()
+
+
+# -- multipart: big files in parts, resumable -------------------------------------------------
+MP_THRESHOLD = 1024 * 1024
+MP_PART = 512 * 1024
+
+
+def noisy_video(path: Path, seconds: float = 4.0, seed: int = 1) -> Path:
+    """A few MB of real media quickly: random pictures (x264 cannot shrink them) and a
+    gated tone; ~5.6 MB for 4 s at 320x240."""
+    rng = np.random.default_rng(seed)
+    fps, sr, n = 25, 48000, 1024
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        a = out.add_stream("aac", rate=sr)
+        a.bit_rate = 96000
+        for _ in range(int(seconds * fps)):
+            img = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in v.encode():
+            out.mux(pkt)
+        t = np.arange(int(seconds * sr)) / sr
+        tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0))
+        tone = tone.astype(np.float32)
+        for k in range(0, len(tone), n):
+            frame = av.AudioFrame.from_ndarray(tone[None, k:k + n], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = sr, k
+            for pkt in a.encode(frame):
+                out.mux(pkt)
+        for pkt in a.encode():
+            out.mux(pkt)
+    return path
+
+
+def stored_bytes(srv: EmbeddedServer, clip_id: str) -> bytes:
+    rt = srv.app.state.runtime
+    with rt.sync_session() as s:
+        clip = s.get(Clip, clip_id)
+        assert clip is not None
+        key = clip.object_key
+    with rt.storage.open_read(key) as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def mp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    srv = start_server(tmp_path_factory.mktemp("server-multipart"), transcriber="none",
+                       multipart_threshold=MP_THRESHOLD, multipart_part_size=MP_PART)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return noisy_video(tmp_path_factory.mktemp("media-mp") / "long talk.mp4")
+
+
+@pytest.fixture
+def mp(mp_server: EmbeddedServer) -> Iterator[tuple[Client, str]]:
+    with Client(mp_server.url, mp_server.token, progress=False) as c:
+        yield c, c.create_project("multipart").id
+
+
+ORIGIN = "http://127.0.0.1:8888"
+
+
+def put_parts(w: Upload, uid: str, numbers: list[int], data: bytes, req: str) -> dict[int, str]:
+    """What the browser does: ask the kernel for the parts' URLs, PUT each slice; ETags."""
+    w.handle({"seq": 0, "type": "upload_part_urls", "id": uid, "parts": numbers, "req": req})
+    answer = w.uploads[0]["part_urls"]
+    assert answer["req"] == req and [p["part_number"] for p in answer["parts"]] == numbers
+    etags = {}
+    for p in answer["parts"]:
+        r = httpx.put(p["url"], content=data[p["offset"]:p["offset"] + p["size"]],
+                      headers={"Content-Type": "application/octet-stream", "Origin": ORIGIN})
+        assert r.status_code == 200, r.text
+        # The browser can read the ETag only when CORS exposes it.
+        assert "etag" in r.headers["access-control-expose-headers"].lower()
+        etags[p["part_number"]] = r.headers["etag"].strip('"')
+    return etags
+
+
+def test_multipart_upload_resumes_with_only_the_missing_parts(
+        mp: tuple[Client, str], mp_server: EmbeddedServer, big_file: Path) -> None:
+    c, project = mp
+    data = big_file.read_bytes()
+    count = -(-len(data) // MP_PART)
+    assert len(data) >= MP_THRESHOLD and count >= 8
+    w = Upload(c, project)
+    try:
+        w.handle({"seq": 1, "type": "upload_request", "id": "m1", "name": big_file.name,
+                  "size": len(data), "content_type": "video/mp4", "route": "direct"})
+        row = w.uploads[0]
+        assert row["status"] == "uploading" and row["attempt"] == 1 and row["held"] == []
+        assert row["multipart"]["part_count"] == count
+        assert row["multipart"]["part_size"] == MP_PART
+        first = list(range(1, count, 2))  # every other part, then the connection drops
+        put_parts(w, "m1", first, data, "r1")
+        w.handle({"seq": 2, "type": "upload_failed", "id": "m1",
+                  "error": "part 2 of 11 failed after 4 tries: network"})
+        row = w.uploads[0]
+        assert row["status"] == "failed" and row["resumable"] is True
+        assert row["error"].startswith("part 2 of 11 failed")
+        # A part URL for a stopped upload is refused (the browser must resume first).
+        w.handle({"seq": 3, "type": "upload_part_urls", "id": "m1", "parts": [2], "req": "x"})
+        assert "is not sending parts (failed)" in w.message
+        w.handle({"seq": 4, "type": "upload_resume", "id": "m1"})
+        row = w.uploads[0]
+        assert row["status"] == "uploading" and row["error"] is None
+        assert row["attempt"] == 2 and not row["resumable"]
+        assert sorted(row["held"]) == first  # what the server holds: not sent again
+        assert row["sent"] == len(first) * MP_PART
+        rest = [n for n in range(1, count + 1) if n not in row["held"]]
+        put_parts(w, "m1", rest, data, "r2")
+        w.handle({"seq": 5, "type": "upload_done", "id": "m1"})  # no ETags: server's parts
+        assert w.uploads[0]["status"] in ("processing", "ready"), w.uploads[0]
+        wait_until(lambda: w.uploads[0]["status"] in ("ready", "failed"), 60)
+        assert w.uploads[0]["status"] == "ready", w.uploads[0]
+        assert stored_bytes(mp_server, w.uploads[0]["clip_id"]) == data
+    finally:
+        w.close()
+
+
+def test_multipart_confirm_with_etags_and_a_missing_part(
+        mp: tuple[Client, str], mp_server: EmbeddedServer, big_file: Path) -> None:
+    c, project = mp
+    data = big_file.read_bytes()
+    count = -(-len(data) // MP_PART)
+    w = Upload(c, project)
+    try:
+        w.handle({"seq": 1, "type": "upload_request", "id": "m2", "name": "b.mp4",
+                  "size": len(data), "content_type": "video/mp4"})
+        etags = put_parts(w, "m2", list(range(1, count)), data, "a")  # the last is missing
+        w.handle({"seq": 2, "type": "upload_done", "id": "m2"})
+        row = w.uploads[0]
+        # The server's refusal, readable, and the row can be retried.
+        assert row["status"] == "failed" and row["resumable"] is True
+        assert f"1 of {count} parts have not arrived whole (parts {count})" in row["error"]
+        w.handle({"seq": 3, "type": "upload_resume", "id": "m2"})
+        assert w.uploads[0]["held"] == list(range(1, count))
+        etags |= put_parts(w, "m2", [count], data, "b")
+        parts = [{"part_number": n, "etag": f'"{e}"'} for n, e in sorted(etags.items())]
+        w.handle({"seq": 4, "type": "upload_done", "id": "m2", "parts": parts})
+        wait_until(lambda: w.uploads[0]["status"] in ("ready", "failed"), 60)
+        assert w.uploads[0]["status"] == "ready", w.uploads[0]
+        assert stored_bytes(mp_server, w.uploads[0]["clip_id"]) == data
+        # Resuming a finished upload changes nothing; one never sent in parts cannot resume.
+        w.handle({"seq": 5, "type": "upload_resume", "id": "m2"})
+        assert w.uploads[0]["status"] == "ready"
+    finally:
+        w.close()
+
+
+def test_small_file_on_a_multipart_server_stays_one_put(
+        mp: tuple[Client, str], talk: tuple[Path, TalkTruth]) -> None:
+    c, project = mp
+    data = talk[0].read_bytes()
+    assert len(data) < MP_THRESHOLD
+    w = Upload(c, project)
+    try:
+        w.handle({"seq": 1, "type": "upload_request", "id": "s1", "name": "talk.mp4",
+                  "size": len(data), "content_type": "video/mp4"})
+        row = w.uploads[0]
+        assert "multipart" not in row and row["put_url"]
+        w.handle({"seq": 2, "type": "upload_part_urls", "id": "s1", "parts": [1], "req": "x"})
+        assert "is not sending parts (uploading)" in w.message
+        w.handle({"seq": 3, "type": "upload_failed", "id": "s1", "error": "gone"})
+        assert w.uploads[0]["resumable"] is False
+        w.handle({"seq": 4, "type": "upload_resume", "id": "s1"})
+        assert "cannot resume (it was not sent in parts)" in w.message
     finally:
         w.close()
