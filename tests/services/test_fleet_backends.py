@@ -62,7 +62,12 @@ def test_flow_on_postgres_and_redis(tmp_path: Path, pg_database: str, redis_url:
             ).fetchall())
             assert kinds == {"process_clip": 1, "analyze_project": 1, "render_export": 1}
             version = conn.execute("select version_num from alembic_version").fetchone()
-            assert version == ("0002",)
+            from alembic.script import ScriptDirectory
+
+            from sapari_server.db.migrate import alembic_config
+
+            head = ScriptDirectory.from_config(alembic_config(pg_database)).get_current_head()
+            assert version == (head,)
     finally:
         srv.stop()
 
