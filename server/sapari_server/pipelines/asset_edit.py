@@ -11,27 +11,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-
 from .. import keys
-from ..db.base import utcnow
-from ..db.models import Clip, Job, User
-from ..events.log import record_event
-from ..lifecycle.quota import used_bytes_sync
+from ..db.models import Clip
 from ..media.loudness import CONTAINERS, apply_gain, gain_for, measure
 from ..media.probe import probe
 from ..media.trim import trim
-from ..queue.factory import INTERACTIVE
 from ..queue.jobs import JobContext, JobFailure, fail_target
-from ..queue.submit import new_job
-from ..queue.tasks import enqueue
+from .new_source import land_source, queue_processing, quota_and_priority, start_processing
 
 # Containers a loudness-only edit keeps (its video is copied as is); others become .mkv.
 _KEEP = (".mp4", ".mov", ".mkv", ".webm", ".m4a")
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1024**2:.1f} MiB"
 
 
 def output_suffix(source_name: str, has_video: bool, trimmed: bool) -> str:
@@ -47,7 +36,6 @@ def output_suffix(source_name: str, has_video: bool, trimmed: bool) -> str:
 
 def asset_edit(ctx: JobContext) -> None:
     rt = ctx.rt
-    settings = rt.settings
     with ctx.session() as s:
         clip = s.get(Clip, ctx.target_id)
         if clip is None or clip.is_deleted:
@@ -62,11 +50,7 @@ def asset_edit(ctx: JobContext) -> None:
         ids = (clip.user_id, clip.project_id, clip.id)
         src_key, src_name = src.object_key, src.filename
         has_video = bool((src.media_info or {}).get("video"))
-        user = s.get(User, clip.user_id)
-        quota = (user.quota_bytes if user else None) or settings.quota_bytes
-        job = s.get(Job, ctx.job_id)
-        priority = "interactive" if (job.priority if job else INTERACTIVE) >= INTERACTIVE \
-            else "batch"
+        quota, priority = quota_and_priority(s, ctx, clip.user_id)
 
     cut = cfg.get("trim")
     target = cfg.get("loudness_lufs")
@@ -105,27 +89,12 @@ def asset_edit(ctx: JobContext) -> None:
         obj = ctx.put_file(key, current)
 
     with ctx.finish() as s:
-        s.execute(update(User).where(User.id == ids[0]).values(updated_at=utcnow()))
-        used = used_bytes_sync(s, ids[0], ttl=settings.signed_url_ttl)
-        if used + obj.size > quota:
-            raise JobFailure(f"the edited clip ({_mib(obj.size)}) would exceed your quota of "
-                             f"{_mib(quota)}: delete clips first")
-        clip = s.get(Clip, ctx.target_id)
-        assert clip is not None
-        clip.object_key = key
-        clip.size = clip.declared_size = obj.size
+        clip = land_source(s, ctx, key=key, size=obj.size, quota=quota,
+                           what="the edited clip")
         clip.content_type = "video/mp4" if suffix == ".mp4" else "application/octet-stream"
-        clip.status = "uploaded"
-        clip.error = None
         clip.origin = {**cfg, "result": {**result, "duration": round(info.duration, 6)}}
-        process = new_job(s, user_id=clip.user_id, kind="process_clip", target_id=clip.id,
-                          project_id=clip.project_id, priority=priority)
-        record_event(s, user_id=clip.user_id, project_id=clip.project_id, type="ClipUploaded",
-                     payload={"clip_id": clip.id, "size": obj.size, "job_id": process.id,
-                              "source_clip_id": clip.source_clip_id})
-        process_id, process_priority = process.id, process.priority
-    rt.bus.notify(ctx.user_id)
-    enqueue(rt, "process_clip", process_id, process_priority)
+        process = queue_processing(s, clip, priority, source_clip_id=clip.source_clip_id)
+    start_processing(ctx, process)
 
 
 def _round(x: float | None) -> float | None:

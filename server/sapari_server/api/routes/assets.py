@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import func, select
 
-from ... import keys
 from ...db.models import Clip
-from ...lifecycle.quota import lock_user, used_bytes
-from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
 from ..schemas import AssetEditOut, AssetEditRequest, ClipOut
+from ..worker_clips import clip_with_job, require_room
 
 router = APIRouter(tags=["clips"])
 
@@ -53,26 +50,13 @@ async def edit_asset(clip_id: str, body: AssetEditRequest, user: CurrentUser,
     if body.loudness_lufs is not None and end - start < MIN_LOUDNESS:
         raise HTTPException(422, f"loudness needs at least {MIN_LOUDNESS} s of audio to "
                                  f"measure; the range is {end - start:.3f} s")
-    quota = user.quota_bytes or rt.settings.quota_bytes
-    await lock_user(session, user.id)
-    used = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl)
-    if used >= quota:
-        raise HTTPException(413, f"your quota of {quota / 1024**2:.1f} MiB is used up: delete "
-                                 "clips first")
-    filename = body.filename or _derived_name(src.filename, body, start, end)
-    position = await session.scalar(select(func.count()).select_from(Clip).where(
-        Clip.project_id == src.project_id, Clip.is_deleted.is_(False)))
+    await require_room(session, rt, user)
     origin = {"kind": "asset_edit", "source_clip_id": src.id,
               "trim": None if body.trim is None else {"start": start, "end": end},
               "loudness_lufs": body.loudness_lufs}
-    clip = Clip(user_id=user.id, project_id=src.project_id, filename=filename,
-                declared_size=0, position=int(position or 0), object_key="", status="editing",
-                origin=origin, source_clip_id=src.id)
-    session.add(clip)
-    await session.flush()
-    clip.object_key = keys.clip_source(user.id, src.project_id, clip.id, filename)
-    job = new_job(session, user_id=user.id, kind="asset_edit", target_id=clip.id,
-                  project_id=src.project_id, priority=body.priority)
-    await session.commit()
-    await submit(rt, job)
+    clip, job = await clip_with_job(
+        session, rt, user, project_id=src.project_id,
+        filename=body.filename or _derived_name(src.filename, body, start, end),
+        status="editing", kind="asset_edit", priority=body.priority, origin=origin,
+        source_clip_id=src.id)
     return AssetEditOut(clip=ClipOut.model_validate(clip), job_id=job.id)

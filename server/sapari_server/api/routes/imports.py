@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import func, select
 
-from ... import keys
-from ...db.models import Clip, Project
-from ...lifecycle.quota import lock_user, used_bytes
+from ...db.models import Project
 from ...net import ssrf
 from ...net.fetch import filename_from_url
-from ...queue.submit import new_job, submit
 from ..deps import CurrentUser, RuntimeDep, SessionDep, owned
 from ..schemas import ClipOut, ImportOut, ImportRequest
+from ..worker_clips import clip_with_job, require_room
 
 router = APIRouter(tags=["clips"])
 
@@ -32,24 +29,10 @@ async def import_clip(project_id: str, body: ImportRequest, user: CurrentUser,
             rt.settings.import_allow_private, rt.settings.import_allow_networks))
     except ssrf.UnsafeURL as e:
         raise HTTPException(422, str(e)) from None
-    quota = user.quota_bytes or rt.settings.quota_bytes
-    await lock_user(session, user.id)
-    used = await used_bytes(session, user.id, ttl=rt.settings.signed_url_ttl)
-    if used >= quota:
-        raise HTTPException(413, f"your quota of {quota / 1024**2:.1f} MiB is used up: delete "
-                                 "clips first")
-    filename = body.filename or filename_from_url(body.url) or "imported"
-    position = await session.scalar(select(func.count()).select_from(Clip).where(
-        Clip.project_id == project.id, Clip.is_deleted.is_(False)))
-    # No bytes yet (size None, declared 0): the worker checks the quota while downloading.
-    clip = Clip(user_id=user.id, project_id=project.id, filename=filename,
-                declared_size=0, position=int(position or 0), object_key="",
-                status="importing", origin={"kind": "url", "url": body.url})
-    session.add(clip)
-    await session.flush()
-    clip.object_key = keys.clip_source(user.id, project.id, clip.id, filename)
-    job = new_job(session, user_id=user.id, kind="import_url", target_id=clip.id,
-                  project_id=project.id, priority=body.priority)
-    await session.commit()
-    await submit(rt, job)
+    await require_room(session, rt, user)
+    clip, job = await clip_with_job(
+        session, rt, user, project_id=project.id,
+        filename=body.filename or filename_from_url(body.url) or "imported",
+        status="importing", kind="import_url", priority=body.priority,
+        origin={"kind": "url", "url": body.url})
     return ImportOut(clip=ClipOut.model_validate(clip), job_id=job.id)
