@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from sapari_server.speech import chunked_features
-from sapari_server.speech.chunked_features import ChunkedFeatureExtractor, _Padded
+from sapari_server.speech.chunked_features import (
+    ChunkedFeatureExtractor,
+    LazyFeatures,
+    _Padded,
+    wav_audio,
+)
+from sapari_server.speech.types import frame_energy_db, read_wav16k, wav_energy_db
 
 fw = pytest.importorskip("faster_whisper.feature_extractor")
 
@@ -50,3 +59,40 @@ def test_chunk_length_is_passed_on() -> None:
     inner = fw.FeatureExtractor()
     ChunkedFeatureExtractor(inner)(_speechlike(16000, 3), chunk_length=10)
     assert inner.n_samples == 160000 and inner.nb_max_frames == 1000
+
+
+def _wav(path: Path, x: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.rint(x * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.mark.parametrize("n", [16000 * 7 + 37, 16000 * 25, 16000 * 14 - 160 * 3])
+def test_a_wav_on_disk_gives_lazy_features_equal_to_the_eager_ones(
+        n: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunked_features, "CHUNK_FRAMES", 700)
+    path = _wav(tmp_path / "a.wav", _speechlike(n, 4))
+    samples = read_wav16k(path)
+    eager = ChunkedFeatureExtractor(fw.FeatureExtractor())(samples)
+    lazy = ChunkedFeatureExtractor(fw.FeatureExtractor())(wav_audio(path))
+    assert isinstance(lazy, LazyFeatures)
+    assert lazy.shape == eager.shape
+    np.testing.assert_allclose(eager, fw.FeatureExtractor()(samples), rtol=0, atol=2e-6)
+    # How faster-whisper reads them: 30 s windows moving forward, past the end too.
+    for seek in [0, 1000, 1390, 2950, 3000, eager.shape[1] - 5, eager.shape[1]]:
+        got = lazy[:, seek : seek + 3000]
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, eager[:, seek : seek + 3000])
+    np.testing.assert_array_equal(lazy[..., 1234:], eager[..., 1234:])
+    np.testing.assert_array_equal(np.asarray(lazy), eager)
+    np.testing.assert_array_equal(wav_energy_db(path), frame_energy_db(samples))
+    assert read_wav16k(path, check_only=True).size == 0
+
+
+def test_a_wav_too_short_for_one_frame_gives_the_original_features(tmp_path: Path) -> None:
+    path = _wav(tmp_path / "short.wav", _speechlike(150, 5))
+    got = ChunkedFeatureExtractor(fw.FeatureExtractor())(wav_audio(path))
+    np.testing.assert_array_equal(got, fw.FeatureExtractor()(read_wav16k(path)))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import threads
-from .chunked_features import ChunkedFeatureExtractor
+from .chunked_features import ChunkedFeatureExtractor, wav_audio
 from .types import (
     SAMPLE_RATE,
     LegacyProgressFn,
@@ -21,10 +21,10 @@ from .types import (
     TranscriptionError,
     Word,
     clock,
-    frame_energy_db,
     progress_caller,
     read_wav16k,
     refine_word_bounds,
+    wav_energy_db,
 )
 
 # Progress is reported at least this often, in seconds of audio (segments can be long).
@@ -122,7 +122,11 @@ class LocalTranscriber:
         ``PROGRESS_STEP`` seconds of audio (message "transcribe 1:20 / 5:00").
         """
         report = progress_caller(progress)
-        samples = read_wav16k(Path(wav16k))
+        read_wav16k(Path(wav16k), check_only=True)  # a missing or wrong file says so here
+        # Not the samples: a stand-in the features read the file through, a minute at a
+        # time, when the decoder asks for each 30 s window. Nothing the size of the
+        # recording is held (its samples were 40 MB and its features 20 MB per 10 minutes).
+        samples = wav_audio(Path(wav16k))
         total = samples.size / SAMPLE_RATE
         if duration is None:
             duration = total
@@ -143,7 +147,7 @@ class LocalTranscriber:
         reported = 0.0
         try:
             # Word edges are refined on this (4 bytes per 10 ms) rather than the samples.
-            energy = frame_energy_db(samples) if self.refine else None
+            energy = wav_energy_db(Path(wav16k)) if self.refine else None
             segments, info = model.transcribe(
                 samples,
                 language=language,
@@ -161,9 +165,6 @@ class LocalTranscriber:
                 # talking-head retakes are full of.
                 condition_on_previous_text=False,
             )
-            # The features are made (faster-whisper computes them before it returns); the
-            # samples (40 MB for 10 minutes) are not needed while the words are decoded.
-            del samples
             words: list[Word] = []
             for seg in segments:
                 # The segment's judgement travels with each word: take detection uses it to

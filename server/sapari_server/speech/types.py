@@ -154,8 +154,11 @@ def clock(seconds: float) -> str:
 _READ_BLOCK = 1 << 18  # samples per read: 16 s of audio
 
 
-def read_wav16k(path: Path) -> np.ndarray:
-    """The samples of a 16 kHz mono 16-bit WAV as float32 in [-1, 1)."""
+def read_wav16k(path: Path, *, check_only: bool = False) -> np.ndarray:
+    """The samples of a 16 kHz mono 16-bit WAV as float32 in [-1, 1).
+
+    ``check_only``: raise what reading would raise, and return no samples (an empty array).
+    """
     try:
         with wave.open(str(path), "rb") as w:
             fmt = (w.getframerate(), w.getnchannels(), w.getsampwidth())
@@ -167,7 +170,7 @@ def read_wav16k(path: Path) -> np.ndarray:
                 )
             # Read in blocks straight into the float array: the whole file as bytes plus
             # an unscaled float copy would briefly hold 2.5x the result.
-            n = w.getnframes()
+            n = 0 if check_only else w.getnframes()
             out = np.empty(n, np.float32)
             pos = 0
             while pos < n:
@@ -216,7 +219,22 @@ def hop_power(samples: np.ndarray, hop: int = _HOP) -> np.ndarray:
 
 def frame_energy_db(samples: np.ndarray) -> np.ndarray:
     """Short-time energy in dBFS, one value per 10 ms hop (20 ms window centred on it)."""
-    power = hop_power(samples)
+    return _energy_db(hop_power(samples))
+
+
+def wav_energy_db(path: Path) -> np.ndarray:
+    """``frame_energy_db(read_wav16k(path))``, read from the file a block at a time."""
+    block = 4096 * _HOP  # one of hop_power's own chunks: the same sums, bit for bit
+    parts = []
+    with wave.open(str(path), "rb") as w:
+        while raw := w.readframes(block):
+            x = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+            x *= np.float32(1 / 32768)
+            parts.append(hop_power(x))
+    return _energy_db(np.concatenate(parts) if parts else np.zeros(0, np.float64))
+
+
+def _energy_db(power: np.ndarray) -> np.ndarray:
     if power.size == 0:
         return np.zeros(0, np.float32)
     # Average each hop with its successor: a 20 ms window.
