@@ -6,6 +6,17 @@ Runs the CLI exactly as a new user would (embedded server in the CLI's process, 
 transcription, smart render) under ``/usr/bin/time -v`` and prints its peak resident set size
 (the largest of the process and its children) and wall time. Issue target: under 300 MB.
 The talk is bench/analysis_full.py's (espeak-ng speech, cached in bench/.cache/).
+bench/job_memory_steps.py says which step the peak falls in.
+
+Measured 2026-12-04 (issue 13 item 6): 567 MB before, 388 MB after (scipy.signal no longer
+imported with the job table: -49; one copy of the recording in transcription: -76; glibc
+mmap threshold fixed at 4 MB: -36; features read from the WAV on demand: -18). The fixed
+baseline, before any audio is touched, is 240 MB: Python + the CLI 40, the embedded server's
+imports (FastAPI, SQLAlchemy, Alembic, Huey, which imports redis and psycopg) 102, faster-
+whisper + CTranslate2 with tiny.en loaded (int8) 79, onnxruntime + the Silero session 20.
+Transcribing adds ~110 MB on top while it runs (CTranslate2's encoder: its 6 x 1500 x 1500
+float32 attention scores alone are 54 MB per 30 s window), so 300 MB is out of reach with
+this model and server in one process; the peak falls in the transcribe step.
 """
 
 from __future__ import annotations
