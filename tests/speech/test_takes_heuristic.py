@@ -277,3 +277,39 @@ def test_speechgen_says_when_espeak_is_missing(
     monkeypatch.setattr(speechgen.shutil, "which", lambda _name: None)
     with pytest.raises(speechgen.SpeechGenUnavailable, match="espeak-ng is not installed"):
         speechgen.generate_spoken_talk(tmp_path / "x.wav", [speechgen.Sentence("Hi.")])
+
+
+def test_validate_moves_a_finding_that_ends_on_the_retake_back_to_the_abandoned_take() -> None:
+    # A real case (LibriSpeech 5703 under hum, LLM path): Whisper heard the retake's "plied
+    # up" as "and then apply it up", and a judge matched "and incidentally" across the
+    # pause, proposing to cut the abandoned take's second half *and the retake's head*.
+    text = ("with her white paint and her scarlet smoke stack. <1.3> "
+            "plied up and down the lock, <0.9> "
+            "and incidentally carried on communication between inverish seal and <1.2> "
+            "and then apply it up and down the lock, <0.9> "
+            "and incidentally carry down communication between in British heel and crayon "
+            "knife.")
+    words = words_of(text)
+    idx = {i: w.word for i, w in enumerate(words)}
+    first = next(i for i in idx if idx[i] == "incidentally") - 1
+    last = next(i for i in idx if idx[i] == "lock," and i > first)
+    (out,) = validate_findings(words, [TakeFinding(first, last, 0, 0, "false_start", "judge")])
+    said = " ".join(w.word for w in words[out.first_word:out.last_word + 1])
+    assert said == ("plied up and down the lock, and incidentally carried on communication "
+                    "between inverish seal and")
+    assert "moved back" in out.reason
+    assert (out.start, out.end) == (words[out.first_word].start, words[out.last_word].end)
+
+
+def test_validate_keeps_findings_whose_last_phrase_is_redone_after_them() -> None:
+    # An abandoned take in two phrases, redone whole after it: nothing to move.
+    words = words_of("Hello there. <1.0> So the first <0.8> thing is... <0.8> "
+                     "So the first thing is power.")
+    (out,) = validate_findings(words, [TakeFinding(2, 6, 0, 0, "false_start", "flub")])
+    assert (out.first_word, out.last_word) == (2, 6)
+    # The last phrase repeats the one before the finding, but what follows redoes it: the
+    # finding is a take of its own (a phrase said three times keeps its last).
+    words = words_of("Power lines hum. <1.0> We start here, <0.8> power lines hum. <0.8> "
+                     "Power lines hum loudly.")
+    (out,) = validate_findings(words, [TakeFinding(3, 8, 0, 0, "repeated_take", "again")])
+    assert (out.first_word, out.last_word) == (3, 8)

@@ -508,6 +508,71 @@ def _evidenced(
     return out
 
 
+# A silence this long between two words of a finding splits it into phrases.
+PHRASE_GAP = 0.5
+# A phrase "says again" the one before it when at least this many of the earlier phrase's
+# tokens (and this share of them) come back in order.
+REDO_MIN_TOKENS = 3
+REDO_MIN_SHARE = 0.6
+
+
+def _phrases(words: Sequence[Word], first: int, last: int) -> list[tuple[int, int]]:
+    """Inclusive spans of first..last split at silences of PHRASE_GAP or more."""
+    out, start = [], first
+    for i in range(first, last):
+        if words[i + 1].start - words[i].end >= PHRASE_GAP:
+            out.append((start, i))
+            start = i + 1
+    out.append((start, last))
+    return out
+
+
+def _says_again(earlier: list[str], later: list[str]) -> bool:
+    if len(earlier) < REDO_MIN_TOKENS:
+        return False
+    m = sum(b.size for b in SequenceMatcher(None, earlier, later,
+                                            autojunk=False).get_matching_blocks())
+    return m >= REDO_MIN_TOKENS and m >= REDO_MIN_SHARE * len(earlier)
+
+
+def _realign_on_retakes(words: Sequence[Word], found: list[TakeFinding],
+                        log: logging.Logger) -> list[TakeFinding]:
+    """A take finding whose last phrase says again the phrase right before the finding, and
+    is not itself redone by what follows, ends on a retake: a judge matched the abandoned
+    take's second half with the retake's (Whisper misheard the retake's opening words), and
+    its cut would remove the retake's head. The abandoned take is the phrase before the
+    finding up to the finding's last phrase: that is cut instead, and the retake kept.
+    """
+    out = []
+    for f in found:
+        if f.kind not in ("false_start", "repeated_take") or not f.has_words:
+            out.append(f)
+            continue
+        phrases = _phrases(words, f.first_word, f.last_word)
+        before = _phrases(words, 0, f.first_word - 1)[-1] if f.first_word > 0 else None
+        if len(phrases) < 2 or before is None \
+                or words[f.first_word].start - words[before[1]].end < PHRASE_GAP:
+            out.append(f)
+            continue
+        tail = phrases[-1]
+        tail_tokens = [t for _, t in content_tokens(words, *tail)]
+        prev_tokens = [t for _, t in content_tokens(words, *before)]
+        follow = [t for _, t in content_tokens(words, f.last_word + 1,
+                                               min(len(words) - 1, f.last_word + 40))]
+        if not _says_again(prev_tokens, tail_tokens) or is_retake(tail_tokens, follow):
+            out.append(f)
+            continue
+        first, last = before[0], tail[0] - 1
+        moved = replace(f, first_word=first, last_word=last, start=words[first].start,
+                        end=words[last].end,
+                        reason=_one_line(f"{f.reason} (moved back: its last phrase says "
+                                         "again the words before it, the retake that stays)",
+                                         f.kind))
+        log.info("take finding %s moved to words %d..%d: it ended on a retake", f, first, last)
+        out.append(moved)
+    return out
+
+
 def validate_findings(
     words: Sequence[Word],
     findings: Sequence[Any],
@@ -528,7 +593,7 @@ def validate_findings(
     """
     clean = [f for f in (_sanitize(words, f, log) for f in findings) if f is not None]
     # Judged before merging (junk must not win an overlap) and after (merging grows spans).
-    clean = _evidenced(words, clean, voiced, log)
+    clean = _evidenced(words, _realign_on_retakes(words, clean, log), voiced, log)
     spans = _resolve_overlaps([f for f in clean if f.has_words], log)
     spans = _evidenced(words, spans, voiced, log)
     spans = _protect_last_takes(words, spans, log)
