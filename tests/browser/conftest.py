@@ -20,6 +20,10 @@ import pytest
 from sapari_testkit.browser import CHROMIUM, CHROMIUM_ARGS, JupyterLab, start_jupyter_lab
 from tests.conftest import REQUIRE_SERVICES
 
+# The multipart upload tests use the kernel-side tests' server (1 MiB threshold, 512 KiB parts, the
+# default CORS rule admitting loopback pages) and file (~5.6 MB): one of each per module.
+from tests.widgets.test_uploads import big_file, mp_server  # noqa: F401, E402
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "sapari_nb" / "static" / "sapari.js"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

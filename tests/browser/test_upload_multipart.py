@@ -10,7 +10,6 @@ button; the retry sends only the parts the server does not hold).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -20,26 +19,11 @@ import pytest
 from sapari_nb import Client
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.browser import JupyterLab, run_cells, wait_until
-from tests.conftest import start_server
-from tests.widgets.test_uploads import MP_PART, MP_THRESHOLD, noisy_video, stored_bytes
+from tests.widgets.test_uploads import MP_PART, MP_THRESHOLD, stored_bytes
 
 from .conftest import Shots, need_bundle
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def mp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    # The default CORS rule admits loopback pages: JupyterLab's page uploads direct.
-    srv = start_server(tmp_path_factory.mktemp("server-multipart"), transcriber="none",
-                       multipart_threshold=MP_THRESHOLD, multipart_part_size=MP_PART)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return noisy_video(tmp_path_factory.mktemp("media-mp") / "long talk.mp4", seconds=4.0)
 
 
 def part_of(url: str) -> int | None:

@@ -146,66 +146,46 @@ export function renderUpload({ model, root }) {
     });
   }
 
-  function waitForAck(id, need) {
+  // Settles when decide(row) returns a value (an Error rejects), or after ACK_TIMEOUT_MS.
+  function watchRow(id, decide, timeoutMessage) {
     return new Promise((resolve, reject) => {
       const check = () => {
         const up = (model.get("uploads") || []).find((u) => u.id === id);
-        if (!up) return false;
-        if (up.status === "failed") {
-          finish();
-          reject(new Error(up.error || "the kernel gave up on this upload"));
-          return true;
-        }
-        if ((Number(up.sent) || 0) >= need || ["processing", "ready"].includes(up.status)) {
-          finish();
-          resolve();
-          return true;
-        }
-        return false;
+        const outcome = up ? decide(up) : undefined;
+        if (outcome === undefined) return;
+        finish();
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
       };
-      const onChange = () => check();
       const timer = setTimeout(() => {
         finish();
-        reject(new Error("the kernel did not acknowledge a relayed chunk within 2 minutes"));
+        reject(new Error(timeoutMessage));
       }, ACK_TIMEOUT_MS);
       function finish() {
         clearTimeout(timer);
-        model.off("change:uploads", onChange);
+        model.off("change:uploads", check);
       }
-      model.on("change:uploads", onChange);
+      model.on("change:uploads", check);
       check();
     });
   }
 
+  function waitForAck(id, need) {
+    return watchRow(id, (up) => {
+      if (up.status === "failed") return new Error(up.error || "the kernel gave up on this upload");
+      if ((Number(up.sent) || 0) >= need || ["processing", "ready"].includes(up.status)) return up;
+      return undefined;
+    }, "the kernel did not acknowledge a relayed chunk within 2 minutes");
+  }
+
   function waitForRow(id, done, what) {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const up = (model.get("uploads") || []).find((u) => u.id === id);
-        if (!up) return false;
-        if (done(up)) {
-          finish();
-          resolve(up);
-          return true;
-        }
-        if (up.status !== "uploading") {
-          finish();
-          reject(new Error(up.error || `the kernel stopped this upload (${up.status})`));
-          return true;
-        }
-        return false;
-      };
-      const onChange = () => check();
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`the kernel did not answer within 2 minutes (${what})`));
-      }, ACK_TIMEOUT_MS);
-      function finish() {
-        clearTimeout(timer);
-        model.off("change:uploads", onChange);
+    return watchRow(id, (up) => {
+      if (done(up)) return up;
+      if (up.status !== "uploading") {
+        return new Error(up.error || `the kernel stopped this upload (${up.status})`);
       }
-      model.on("change:uploads", onChange);
-      check();
-    });
+      return undefined;
+    }, `the kernel did not answer within 2 minutes (${what})`);
   }
 
   let reqs = 0;
@@ -221,11 +201,11 @@ export function renderUpload({ model, root }) {
     const etags = new Map();
     const urls = new Map();
     const inFlight = new Map();
-    const todo = [];
+    const missing = [];
     let doneBytes = 0;
     for (let n = 1; n <= count; n += 1) {
       if (held.has(n)) doneBytes += sizeOf(n);
-      else todo.push(n);
+      else missing.push(n);
     }
     let sentNow = 0; // parts that arrived in this run
     let failure = null;
@@ -242,7 +222,7 @@ export function renderUpload({ model, root }) {
       if (fresh) urls.delete(n);
       const next = urlChain.then(async () => {
         if (urls.has(n)) return;
-        const want = [n, ...todo.filter((m) => !urls.has(m))].slice(0, URL_BATCH);
+        const want = [n, ...missing.filter((m) => !urls.has(m))].slice(0, URL_BATCH);
         reqs += 1;
         const req = `${up.id}:${up.attempt || 1}:${reqs}`;
         act(model, { type: "upload_part_urls", id: up.id, parts: want, req });
@@ -295,8 +275,8 @@ export function renderUpload({ model, root }) {
     }
 
     async function worker() {
-      while (!failure && todo.length) {
-        const n = todo.shift();
+      while (!failure && missing.length) {
+        const n = missing.shift();
         try {
           await putPart(n);
         } catch (err) {
@@ -305,7 +285,7 @@ export function renderUpload({ model, root }) {
       }
     }
 
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length || 1) }, worker));
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, missing.length || 1) }, worker));
     if (failure) {
       failure.partsSent = sentNow + held.size;
       const stored = [...etags.keys()].length + held.size;
