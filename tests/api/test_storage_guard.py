@@ -13,6 +13,8 @@ from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
+from ..conftest import new_user_client
+
 
 def _key(url: str) -> str:
     return urlparse(url).path.removeprefix("/storage/")
@@ -71,15 +73,17 @@ def test_put_after_reservation_expired_is_refused(client: Client,
     assert rt.storage.head(_key(url)) is None
 
 
-def test_landed_but_unconfirmed_bytes_count(client: Client, server: EmbeddedServer) -> None:
-    project = client.create_project("landed")
-    before = client.me().used_bytes
-    ticket = client.presign(project.id, "a.mp4", 5000)
-    assert client.me().used_bytes == before + 5000
-    assert httpx.put(ticket.upload_url, content=b"x" * 3000).status_code == 200
-    # Reserved 5000, 3000 landed: still 5000 while the reservation holds.
-    assert client.me().used_bytes == before + 5000
-    assert client.clip(ticket.clip.id).size == 3000
+def test_landed_but_unconfirmed_bytes_count(server: EmbeddedServer) -> None:
+    # A user of its own: the shared user's usage moves while other tests' jobs store files.
+    with new_user_client(server, "landed") as client:
+        project = client.create_project("landed")
+        before = client.me().used_bytes
+        ticket = client.presign(project.id, "a.mp4", 5000)
+        assert client.me().used_bytes == before + 5000
+        assert httpx.put(ticket.upload_url, content=b"x" * 3000).status_code == 200
+        # Reserved 5000, 3000 landed: still 5000 while the reservation holds.
+        assert client.me().used_bytes == before + 5000
+        assert client.clip(ticket.clip.id).size == 3000
 
 
 def test_get_signature_non_ascii_is_403(server: EmbeddedServer) -> None:

@@ -108,6 +108,7 @@ def _compose(tmp: Path, name: str, room: str) -> Case:
     return Case(wav, kept_end, fs_on, rt_on, words, finding)
 
 
+@pytest.mark.skipif(not VOICES.is_dir(), reason="needs ../shared/voices")
 @pytest.mark.parametrize("name,room", [
     ("09_librispeech-251-male-engineer.wav", "clean"),
     ("10_librispeech-251-male-poison.wav", "noise"),
