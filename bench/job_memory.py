@@ -8,15 +8,22 @@ transcription, smart render) under ``/usr/bin/time -v`` and prints its peak resi
 The talk is bench/analysis_full.py's (espeak-ng speech, cached in bench/.cache/).
 bench/job_memory_steps.py says which step the peak falls in.
 
-Measured 2026-12-04 (issue 13 item 6): 567 MB before, 388 MB after (scipy.signal no longer
-imported with the job table: -49; one copy of the recording in transcription: -76; glibc
-mmap threshold fixed at 4 MB: -36; features read from the WAV on demand: -18). The fixed
-baseline, before any audio is touched, is 240 MB: Python + the CLI 40, the embedded server's
-imports (FastAPI, SQLAlchemy, Alembic, Huey, which imports redis and psycopg) 102, faster-
-whisper + CTranslate2 with tiny.en loaded (int8) 79, onnxruntime + the Silero session 20.
-Transcribing adds ~110 MB on top while it runs (CTranslate2's encoder: its 6 x 1500 x 1500
-float32 attention scores alone are 54 MB per 30 s window), so 300 MB is out of reach with
-this model and server in one process; the peak falls in the transcribe step.
+Measured (issue 13 item 6): 905 -> 567 -> 388 MB over earlier sessions (scipy.signal no
+longer imported with the job table: -49; one copy of the recording in transcription: -76;
+glibc mmap threshold fixed at 4 MB: -36; features read from the WAV on demand: -18), then
+338 MB on 2026-12-04 (the analysis steps one at a time with local Whisper, which already
+keeps both cores busy: -36 at the same wall time, 34 s; the model loaded under a 128 KiB
+mmap threshold and the heap trimmed around it: -14; features 15 s at a time: -4). In a
+default install (`pip install 'sapari-nb[local]'`, no fleet extras, so Huey does not import
+redis and psycopg) the same job peaks at 322-325 MB.
+
+Where the peak is (the transcribe step, inside CTranslate2's encoder): the Python process
+with the embedded server's imports ~135 MB (SQLAlchemy 20, PyAV 16, numpy 11, the server
+8, pydantic 8, FastAPI 5, ...), faster-whisper's imports ~35, tiny.en int8 loaded ~66 (51
+of it its weights), and the encoder's buffers ~80 per 30 s window (its 6 x 1500 x 1500
+float32 attention scores alone are 54 MB). Whisper's share, ~180 MB, is fixed by the model;
+under 300 MB would need a smaller speech model or the transcription counted apart from the
+server (a child process only splits the same memory in two).
 """
 
 from __future__ import annotations

@@ -69,37 +69,3 @@ def test_local_transcriber_takes_its_threads_from_here() -> None:
     except TranscriptionError as e:
         pytest.skip(str(e))
     assert tr.cpu_threads == threads.whisper_threads()[0]
-
-
-HOLES = """
-import os, sys
-sys.path.insert(0, {server!r})
-from sapari_server import threads
-if {configure!r}:
-    threads.configure_environment()
-import numpy as np
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-big = np.ones((20 << 20) // 8)  # one big buffer freed: glibc's threshold grows to its size
-del big
-before = rss_mb()
-blocks = [(np.ones((6 << 20) // 8), np.ones(2000)) for _ in range(30)]  # 6 MB each, and small
-blocks = [small for _, small in blocks]  # the 6 MB buffers freed; the small ones stay
-print(rss_mb() - before)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
-def test_freed_buffers_of_a_few_mb_leave_the_process() -> None:
-    def held(configure: bool) -> float:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-        out = subprocess.run(
-            [sys.executable, "-c", HOLES.format(server=str(ROOT / "server"),
-                                                configure=configure)],
-            capture_output=True, text=True, env=env, timeout=60, check=True,
-        )  # fmt: skip
-        return float(out.stdout.strip().splitlines()[-1])
-
-    assert held(False) > 100  # glibc's own threshold: the freed 180 MB stayed resident
-    assert held(True) < 20

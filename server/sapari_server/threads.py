@@ -18,6 +18,8 @@ import math
 import os
 from pathlib import Path
 
+from . import heap
+
 _workers = 1  # jobs this process runs side by side (set by configure_environment)
 
 
@@ -131,53 +133,11 @@ def configure_environment(workers: int = 1) -> None:
     os.environ.setdefault("KMP_BLOCKTIME", "0")
     if "OPENBLAS_NUM_THREADS" not in _user_set:
         limit_blas(int(os.environ["OPENBLAS_NUM_THREADS"]))
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        limit_malloc_arenas(MALLOC_ARENAS)
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        set_mmap_threshold(MMAP_THRESHOLD)
-
-
-# glibc gives every thread that allocates its own malloc arena, up to 8 per core; with
-# decoder, encoder, VAD and Whisper threads each arena keeps its freed blocks, and the
-# process's resident size grew by ~100 MB over a job for memory no one used.
-MALLOC_ARENAS = 2
-
-
-# glibc serves a block under its mmap threshold from the heap, and that threshold grows to
-# the largest block freed so far (up to 32 MB): after the first big numpy array or Whisper
-# encoder buffer, every block of a few MB came from the heap, and the holes they left when
-# freed stayed resident. A fixed threshold (which also stops it growing) gives blocks of
-# 4 MB and more back to the system when they are freed: the 10-minute job's peak fell by
-# ~35 MB. Lower thresholds saved a few MB more but the page faults of CTranslate2's 1-4 MB
-# decoder buffers, mapped afresh each step, cost 20 % of the transcription's time.
-MMAP_THRESHOLD = 4 << 20
-
-
-def set_mmap_threshold(size: int) -> bool:
-    """mallopt(M_MMAP_THRESHOLD): blocks of ``size`` bytes and more are mapped, not heap."""
-    return _mallopt(-3, size)  # M_MMAP_THRESHOLD
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """mallopt(M_ARENA_MAX): applies to arenas created from now on (glibc only)."""
-    return _mallopt(-8, arenas)  # M_ARENA_MAX
-
-
-def _mallopt(param: int, value: int) -> bool:
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)))
-    except (OSError, AttributeError):
-        return False
+    heap.configure()
 
 
 # Thread variables the user exported before we set any: those are never overridden.
 _user_set = {
     k for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
 }
+

@@ -1,4 +1,4 @@
-"""Whisper's log-Mel features a minute at a time, and for a WAV on disk only when asked for.
+"""Whisper's log-Mel features 15 s at a time, and for a WAV on disk only when asked for.
 
 faster-whisper's FeatureExtractor builds the whole recording's STFT in one go: for a
 10-minute talk its frame matrix, complex spectrum, the spectrum's complex64 copy and the
@@ -9,7 +9,7 @@ to the global max - 8, then scale) at the end.
 Given ``wav_audio(path)`` instead of samples (what ``LocalTranscriber`` passes), nothing of
 the recording is held: a first pass over the file finds the global maximum, and the
 features come back as ``LazyFeatures``, whose slices (faster-whisper takes one 30 s window
-at a time) are computed from the file on demand, on the same one-minute chunk grid, so they
+at a time) are computed from the file on demand, on the same chunk grid, so they
 are bit-identical to the eager result. Memory no longer grows with the recording's length
 (the samples were 40 MB and the features 20 MB for every 10 minutes).
 """
@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-CHUNK_FRAMES = 6000  # STFT frames per chunk: 60 s of audio
+# STFT frames per chunk: 15 s of audio. A chunk's STFT temporaries (frames, complex spectrum
+# and magnitudes) are the features' peak; 60 s chunks cost ~5 MB more at the job's peak.
+CHUNK_FRAMES = 1500
 
 
 class ChunkedFeatureExtractor:
@@ -114,7 +116,8 @@ class LazyFeatures:
         out = []
         for k in range(a // CHUNK_FRAMES, -(-b // CHUNK_FRAMES)):
             if k not in self._cache:
-                if len(self._cache) >= 2:  # windows move forward: keep the last two chunks
+                # Windows move forward: keep the chunks one 30 s window spans.
+                if len(self._cache) >= 3:
                     del self._cache[min(self._cache)]
                 self._cache[k] = _normalise(_chunk(self.fe, self.padded, k), self.top)
             c0 = k * CHUNK_FRAMES

