@@ -12,7 +12,7 @@ Measured (issue 13 item 6): 905 -> 567 -> 388 MB over earlier sessions (scipy.si
 longer imported with the job table: -49; one copy of the recording in transcription: -76;
 glibc mmap threshold fixed at 4 MB: -36; features read from the WAV on demand: -18), then
 338 MB on 2026-12-04 (the analysis steps one at a time with local Whisper, which already
-keeps both cores busy: -36 at the same wall time, 34 s; the model loaded under a 128 KiB
+keeps both cores busy: -36, for ~1 s more of the 24 s analysis; the model loaded under a 128 KiB
 mmap threshold and the heap trimmed around it: -14; features 15 s at a time: -4). In a
 default install (`pip install 'sapari-nb[local]'`, no fleet extras, so Huey does not import
 redis and psycopg) the same job peaks at 322-325 MB.

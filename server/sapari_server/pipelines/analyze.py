@@ -366,9 +366,9 @@ def analyze_project(ctx: JobContext) -> None:
 
 def _step_workers(transcriber: Transcriber | None) -> int:
     """Steps run at once. Local Whisper already keeps every core busy: silences beside it
-    took no time off the 10-minute job (34.0 s either way) but held the VAD and the levels
-    while the encoder's buffers peaked (+36 MB). A remote transcriber mostly waits on the
-    network, so silences run meanwhile."""
+    saved ~1 s of the 10-minute talk's 24 s analysis but held the VAD and the levels while
+    the encoder's buffers peaked (+36 MB). A remote transcriber mostly waits on the network,
+    so silences run meanwhile."""
     return 1 if transcriber is not None and transcriber.name == "local" else 2
 
 
