@@ -192,3 +192,33 @@ def test_a_phrase_heard_three_times_loses_only_the_take_before_the_last() -> Non
     # And a finding that starts in the retake's head (which the audio keeps) is dropped.
     stutter = TakeFinding(9, 9, 6.0, 6.25, "stutter", "judge", 0.9)
     assert all(f.first_word != 9 for f in add_restarts(words, [stutter], restarts))
+
+
+@pytest.mark.parametrize("tail", [0.0, 0.22, 0.28])
+def test_a_restart_is_heard_when_the_vad_ends_the_take_late(
+        tail: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VAD's offset lags the abandoned take's last sound (LibriSpeech 3536 in the real
+    set: 0.22 s into the pause); the take is matched from where it really falls silent."""
+    x = _read(VOICES / "11_librispeech-3536-female-door.wav")
+    frag = x[: int(1.0 * RATE)].copy()
+    frag[-160:] *= np.linspace(1, 0, 160, dtype=np.float32)
+    gap = np.zeros(int(0.62 * RATE), np.float32)
+    lead = np.zeros(int(0.5 * RATE), np.float32)
+    audio = np.concatenate([lead, frag, gap, x, lead])
+    rng = np.random.default_rng(0)
+    audio += (rng.standard_normal(audio.size) * 10 ** (-40 / 20)).astype(np.float32)  # room tone
+    t_frag, t_retake = lead.size / RATE, (lead.size + frag.size + gap.size) / RATE
+    runs = [(t_frag, t_frag + frag.size / RATE + tail), (t_retake, t_retake + x.size / RATE)]
+
+    def found() -> list:
+        return find_restarts(runs, lambda a, b: audio[int(a * RATE):int(b * RATE)],
+                             audio.size / RATE)
+
+    restarts = found()
+    assert len(restarts) == 1, restarts
+    assert abs(restarts[0].start - t_frag) < 0.1 and restarts[0].retake == round(t_retake, 3)
+    if tail:
+        from sapari_server.speech import restarts as module
+
+        monkeypatch.setattr(module, "MAX_TAIL", 0.0)  # no second look: the late end loses it
+        assert found() == []
