@@ -164,9 +164,10 @@ def _last_sound(feats: np.ndarray, voiced: np.ndarray, ia: int, ib: int) -> int:
     The VAD's offset lags the last sound (its hangover, then the widening over the levels):
     a stretch ended 0.22 s into the pause, and the alignment, which must end at the pause,
     compared the retake's first sounds with room tone there (LibriSpeech 3536: a restart
-    missed, 0.897 when the stretch ends at its last sound). Frames at the end of the stretch no louder than the pause's own floor (its
-    median plus ``TAIL_RISE_DB``, over the same 150-4000 Hz bands) are pause, at most
-    ``MAX_TAIL`` s of them; they are marked unvoiced in ``voiced``."""
+    missed, 0.897 when the stretch ends at its last sound). Frames at the end of the
+    stretch no louder than the pause's own floor (its median plus ``TAIL_RISE_DB``, over
+    the same 150-4000 Hz bands) are pause, at most ``MAX_TAIL`` s of them; they are marked
+    unvoiced in ``voiced``."""
     if ib - ia < 2 or ia < 2:
         return ia
     level = _frame_db(feats)
