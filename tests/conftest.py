@@ -13,6 +13,7 @@ import pytest
 
 from sapari_nb import Client
 from sapari_server.auth import create_user
+from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_server.settings import Settings
 from sapari_testkit.generate import TalkTruth, generate_talk
@@ -82,6 +83,20 @@ def new_user_client(server: EmbeddedServer, name: str) -> Client:
     with rt.sync_session() as s, s.begin():
         _, token = create_user(s, name)
     return Client(server.url, token, progress=False)
+
+
+def clip_key(server: EmbeddedServer, clip_id: str) -> str:
+    """The storage key of a clip's source (in-process: the test owns the server)."""
+    with server.app.state.runtime.sync_session() as s:
+        clip = s.get(Clip, clip_id)
+        assert clip is not None
+        return clip.object_key
+
+
+def stored_bytes(server: EmbeddedServer, clip_id: str) -> bytes:
+    """The bytes the server stored as a clip's source."""
+    with server.app.state.runtime.storage.open_read(clip_key(server, clip_id)) as f:
+        return f.read()
 
 
 @pytest.fixture

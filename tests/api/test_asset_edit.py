@@ -13,11 +13,10 @@ import pytest
 
 from sapari_nb import Client
 from sapari_nb.errors import SapariError
-from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth, generate_talk
 
-from ..conftest import new_user_client, start_server
+from ..conftest import new_user_client, start_server, stored_bytes
 
 WAIT = 180.0
 
@@ -56,13 +55,7 @@ def ready(c: Client, source: tuple[Path, TalkTruth]) -> dict[str, str]:
 
 def _stored(srv: EmbeddedServer, clip_id: str, dest: Path) -> Path:
     """A copy of the clip's stored source bytes (in-process: the test owns the server)."""
-    rt = srv.app.state.runtime
-    with rt.sync_session() as s:
-        row = s.get(Clip, clip_id)
-        assert row is not None
-        key = row.object_key
-    with rt.storage.local_path(key) as p:
-        dest.write_bytes(Path(p).read_bytes())
+    dest.write_bytes(stored_bytes(srv, clip_id))
     return dest
 
 

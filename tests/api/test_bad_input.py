@@ -10,6 +10,8 @@ import pytest
 from sapari_nb import Client, JobFailed, SapariError
 from sapari_testkit.generate import TalkTruth, make_bad_inputs
 
+from ..conftest import clip_key
+
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -70,7 +72,7 @@ def test_upload_larger_than_declared_is_refused(client: Client, server,  # noqa:
     r = httpx.put(ticket.upload_url, content=iter([b"x" * 600, b"y" * 600]))
     assert r.status_code == 413
     storage = server.app.state.runtime.storage
-    key = _key(server, ticket.clip.id)
+    key = clip_key(server, ticket.clip.id)
     assert storage.head(key) is None
     assert not list(storage.path(key).parent.glob("*.part"))
     with pytest.raises(SapariError) as e:
@@ -84,13 +86,6 @@ def test_upload_larger_than_declared_is_refused(client: Client, server,  # noqa:
         client.confirm(ticket.clip.id)
     assert e.value.status == 422 and "declared" in e.value.detail
     assert storage.head(key) is None
-
-
-def _key(server, clip_id: str) -> str:  # noqa: ANN001
-    from sapari_server.db.models import Clip
-
-    with server.app.state.runtime.sync_session() as s:
-        return s.get(Clip, clip_id).object_key
 
 
 def test_quota_is_enforced_at_presign(client: Client) -> None:

@@ -22,7 +22,7 @@ from sapari_nb.errors import JobFailed, SapariError
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import need_service, new_user_client, start_server
+from ..conftest import need_service, new_user_client, start_server, stored_bytes
 
 ALLOWED_HOST = "127.0.0.2"
 WAIT = 120.0
@@ -350,13 +350,7 @@ def test_allow_private_setting_lets_loopback_through(
             assert ready.filename == "talk from loopback.mp4"
             dest = tmp_path / "back.mp4"
             # The stored source is byte-identical to what was served.
-            rt = srv.app.state.runtime
-            with rt.sync_session() as s:
-                from sapari_server.db.models import Clip
-
-                key = s.get(Clip, ready.id).object_key
-            with rt.storage.local_path(key) as p:
-                dest.write_bytes(Path(p).read_bytes())
+            dest.write_bytes(stored_bytes(srv, ready.id))
             assert dest.read_bytes() == talk[0].read_bytes()
             assert abs(_duration(dest) - talk[1].duration) < 0.1
     finally:

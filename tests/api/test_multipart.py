@@ -22,7 +22,7 @@ from sapari_server.embedded import EmbeddedServer
 from sapari_server.storage.local import STAGING
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import start_server
+from ..conftest import clip_key, start_server
 
 PART = 64 * 1024
 
@@ -348,8 +348,7 @@ def test_gc_drops_an_abandoned_multipart_upload(mp_client: Client, mp_server: Em
     project = mp_client.create_project("multipart-abandoned")
     ticket = mp_client.presign(project.id, src.name, src.stat().st_size)
     _put_part(mp_client, ticket.clip.id, src, 1)
-    with rt.sync_session() as s:
-        key = s.get(Clip, ticket.clip.id).object_key
+    key = clip_key(mp_server, ticket.clip.id)
     assert rt.storage.pending_multipart(key) == [ticket.multipart.upload_id]
     later = utcnow() + timedelta(days=rt.settings.retention_days, hours=2)
     dry = collect(rt, dry_run=True, now=later)

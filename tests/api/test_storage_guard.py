@@ -13,7 +13,7 @@ from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
 
-from ..conftest import new_user_client
+from ..conftest import clip_key, new_user_client
 
 
 def _key(url: str) -> str:
@@ -148,9 +148,3 @@ def test_get_refused_once_rows_are_deleted(client: Client, server: EmbeddedServe
     assert httpx.get(source_url).status_code == 404
     assert all(httpx.get(a.url).status_code == 404 for a in arts)
 
-
-def clip_key(server: EmbeddedServer, clip_id: str) -> str:
-    with server.app.state.runtime.sync_session() as s:
-        clip = s.get(Clip, clip_id)
-        assert clip is not None
-        return clip.object_key

@@ -10,6 +10,7 @@ button; the retry sends only the parts the server does not hold).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -19,7 +20,8 @@ import pytest
 from sapari_nb import Client
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.browser import JupyterLab, run_cells, wait_until
-from tests.widgets.test_uploads import MP_PART, MP_THRESHOLD, stored_bytes
+from tests.conftest import stored_bytes
+from tests.widgets.test_uploads import MP_PART, MP_THRESHOLD
 
 from .conftest import Shots, need_bundle
 
@@ -29,6 +31,22 @@ pytestmark = pytest.mark.browser
 def part_of(url: str) -> int | None:
     q = parse_qs(urlparse(url).query)
     return int(q["part_number"][0]) if "part_number" in q else None
+
+
+def drop_puts(part: int, times: int | None = None) -> tuple[Callable[[Any], None], list[int]]:
+    """A storage route handler that resets the connection under PUTs of ``part`` (the first
+    ``times`` of them; every one when None), and the list of the PUTs it dropped."""
+    dropped: list[int] = []
+
+    def handle(route: Any) -> None:
+        if (route.request.method == "PUT" and part_of(route.request.url) == part
+                and (times is None or len(dropped) < times)):
+            dropped.append(part)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    return handle, dropped
 
 
 class Puts:
@@ -89,16 +107,8 @@ def test_big_file_goes_in_parts_and_survives_a_dropped_part(
     assert len(data) >= MP_THRESHOLD and count >= 8
     client, pid = open_upload(jupyter_lab, mp_server, page, shots, "multipart-drop-once")
     puts = Puts(page)
-    dropped: list[int] = []
-
-    def drop_part_3_once(route: Any) -> None:
-        # A dropped connection under the first PUT of part 3; its retry goes through.
-        if route.request.method == "PUT" and part_of(route.request.url) == 3 and not dropped:
-            dropped.append(3)
-            route.abort("connectionreset")
-        else:
-            route.continue_()
-
+    # A dropped connection under the first PUT of part 3; its retry goes through.
+    drop_part_3_once, dropped = drop_puts(3, times=1)
     page.route("**/storage/**", drop_part_3_once)
     try:
         t0 = time.monotonic()
@@ -131,15 +141,7 @@ def test_part_failing_for_good_then_retry_sends_only_the_missing(
     count = -(-len(data) // MP_PART)
     client, pid = open_upload(jupyter_lab, mp_server, page, shots, "multipart-resume")
     puts = Puts(page)
-    refused: list[int] = []
-
-    def part_2_always_drops(route: Any) -> None:
-        if route.request.method == "PUT" and part_of(route.request.url) == 2:
-            refused.append(2)
-            route.abort("connectionreset")
-        else:
-            route.continue_()
-
+    part_2_always_drops, refused = drop_puts(2)
     page.route("**/storage/**", part_2_always_drops)
     try:
         page.locator("input.sapari-file").first.set_input_files(str(big_file))
@@ -188,13 +190,7 @@ def test_choosing_the_file_again_in_another_view_resumes(
     client, pid = open_upload(jupyter_lab, mp_server, page, shots, "multipart-rechoose",
                               views=2)
     puts = Puts(page)
-
-    def part_5_always_drops(route: Any) -> None:
-        if route.request.method == "PUT" and part_of(route.request.url) == 5:
-            route.abort("connectionreset")
-        else:
-            route.continue_()
-
+    part_5_always_drops, _ = drop_puts(5)
     page.route("**/storage/**", part_5_always_drops)
     try:
         first, second = page.locator(".sapari-upload").nth(0), page.locator(".sapari-upload").nth(1)

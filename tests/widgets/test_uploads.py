@@ -14,10 +14,9 @@ import pytest
 
 from sapari_nb import Client, Upload
 from sapari_server.auth import create_user
-from sapari_server.db.models import Clip
 from sapari_server.embedded import EmbeddedServer
 from sapari_testkit.generate import TalkTruth
-from tests.conftest import start_server
+from tests.conftest import start_server, stored_bytes
 
 from .conftest import wait_until
 
@@ -181,16 +180,6 @@ def noisy_video(path: Path, seconds: float = 4.0, seed: int = 1) -> Path:
         for pkt in a.encode():
             out.mux(pkt)
     return path
-
-
-def stored_bytes(srv: EmbeddedServer, clip_id: str) -> bytes:
-    rt = srv.app.state.runtime
-    with rt.sync_session() as s:
-        clip = s.get(Clip, clip_id)
-        assert clip is not None
-        key = clip.object_key
-    with rt.storage.open_read(key) as f:
-        return f.read()
 
 
 @pytest.fixture(scope="module")
